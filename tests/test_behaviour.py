@@ -1,0 +1,136 @@
+"""The replay buffer, what a time limit and a termination store, and the input checks."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from conftest import CounterEnv, run_script
+
+gym.register("tests/CounterTerminating-v0", entry_point=CounterEnv, kwargs={"terminate_at": 3},
+             max_episode_steps=5)  # fmt: skip
+
+
+def collect(sac, env_id, num_envs, steps):
+    """Drive the real vector env (SAME_STEP autoreset) through step_envs into a ReplayBuffer, as train() does."""
+    envs = sac.make_vector_env(sac.Args(env_id=env_id, num_envs=num_envs))
+    rb = sac.ReplayBuffer(1000, 2, 1, torch.device("cpu"))
+    obs, _ = envs.reset(seed=0)
+    for step in range(steps):
+        actions = np.full((num_envs, 1), [-1.0, 0.0, 1.0][step % 3], np.float32)
+        next_obs, rewards, terminations, truncations, real_next_obs = sac.step_envs(envs, actions)
+        rb.add(obs, actions, rewards, real_next_obs, terminations)
+        obs = next_obs
+    envs.close()
+    n = rb.size
+    return rb.obs[:n].numpy(), rb.actions[:n].numpy(), rb.rewards[:n].numpy(), rb.next_obs[:n].numpy(), rb.terminations[:n].numpy()
+
+
+def test_time_limit_is_stored_as_a_bootstrapped_transition_with_the_real_last_observation(sac):
+    obs, actions, rewards, next_obs, terminations = collect(sac, "tests/Counter-v0", num_envs=2, steps=12)
+    assert len(obs) == 24
+    # Every stored transition is one real step: t -> t + 1 inside one episode, never across an autoreset.
+    np.testing.assert_array_equal(next_obs[:, 0], obs[:, 0] + 1)
+    np.testing.assert_array_equal(next_obs[:, 1], obs[:, 1])
+    # The time limit (5 steps) truncates: next_obs is the real final observation [5, episode] and it bootstraps.
+    at_limit = next_obs[:, 0] == 5
+    assert at_limit.sum() == 4  # 2 sub-envs x 2 whole episodes in 12 steps
+    assert np.all(terminations == 0)
+
+
+def test_termination_is_stored_as_terminal(sac):
+    obs, _, _, next_obs, terminations = collect(sac, "tests/CounterTerminating-v0", num_envs=1, steps=9)
+    np.testing.assert_array_equal(next_obs[:, 0], obs[:, 0] + 1)
+    np.testing.assert_array_equal(terminations, (next_obs[:, 0] == 3).astype(np.float32))
+    assert terminations.sum() == 3
+
+
+def test_actions_in_the_unit_cube_reach_the_env_at_its_own_bounds(sac):
+    # CounterEnv's action space is [-2, 3] and its reward is the action it received.
+    _, actions, rewards, _, _ = collect(sac, "tests/Counter-v0", num_envs=1, steps=6)
+    np.testing.assert_allclose(rewards, -2 + (actions[:, 0] + 1) / 2 * 5)
+    np.testing.assert_allclose(sorted(set(rewards.tolist())), [-2.0, 0.5, 3.0])
+
+
+def test_replay_buffer_wraps_around_and_samples_only_what_it_holds(sac):
+    rb = sac.ReplayBuffer(5, 1, 1, torch.device("cpu"))
+    for i in range(3):  # two sub-envs a step: 6 transitions into 5 places
+        rb.add(np.array([[2 * i], [2 * i + 1]]), np.zeros((2, 1)), np.array([2 * i, 2 * i + 1]),
+               np.zeros((2, 1)), np.zeros(2))  # fmt: skip
+    assert rb.size == 5 and rb.pos == 1
+    np.testing.assert_array_equal(rb.obs[:, 0].numpy(), [5, 1, 2, 3, 4])  # 0, the oldest, was overwritten
+    np.testing.assert_array_equal(rb.rewards.numpy(), [5, 1, 2, 3, 4])
+    torch.manual_seed(0)
+    batch = rb.sample(1000)
+    assert set(batch.obs[:, 0].tolist()) == {1.0, 2.0, 3.0, 4.0, 5.0}
+    torch.testing.assert_close(batch.obs[:, 0], batch.rewards)  # the fields of a transition stay together
+
+
+def test_partially_filled_buffer_samples_only_filled_rows(sac):
+    rb = sac.ReplayBuffer(100, 1, 1, torch.device("cpu"))
+    rb.add(np.array([[7.0], [8.0]]), np.zeros((2, 1)), np.ones(2), np.zeros((2, 1)), np.zeros(2))
+    assert set(rb.sample(500).obs[:, 0].tolist()) == {7.0, 8.0}
+
+
+BAD_ARGS = [
+    ({"batch_size": 0}, "--batch-size must be positive"),
+    ({"total_timesteps": -5}, "--total-timesteps must be positive"),
+    ({"buffer_size": 100, "batch_size": 256}, "--batch-size (256) must not exceed --buffer-size (100)"),
+    ({"learning_starts": 100}, "--learning-starts (100) must be at least --batch-size (256)"),
+    ({"learning_starts": 5000, "total_timesteps": 5000}, "--learning-starts (5000) must be below --total-timesteps"),
+    ({"gamma": 1.0}, "--gamma must be in [0, 1)"),
+    ({"tau": 0.0}, "--tau must be in (0, 1]"),
+    ({"tau": 1.5}, "--tau must be in (0, 1]"),
+    ({"q_lr": float("nan")}, "--q-lr must be a positive number"),
+    ({"alpha": -0.1}, "--alpha must be a positive number"),
+    ({"eval_frequency": 0}, "--eval-frequency must be positive"),
+    ({"eval_episodes": 0}, "--eval-episodes must be positive"),
+    ({"num_envs": 0}, "--num-envs must be positive"),
+    ({"policy_frequency": 0}, "--policy-frequency must be positive"),
+    ({"env_id": "NoSuchEnv-v0"}, "--env-id 'NoSuchEnv-v0' is not a registered gymnasium environment"),
+    ({"env_id": "CartPole-v1"}, "has a discrete action space (Discrete(2)); use sac_discrete_atari.py"),
+    ({"env_id": "tests/Unbounded-v0"}, "is unbounded; SAC needs finite bounds"),
+    ({"env_id": "tests/DictObs-v0"}, "the observation space must be a 1-D Box"),
+]
+
+
+class UnboundedActionEnv(CounterEnv):
+    def __init__(self, render_mode=None):
+        super().__init__()
+        self.action_space = gym.spaces.Box(-np.inf, np.inf, (1,), np.float32)
+
+
+class DictObsEnv(CounterEnv):
+    def __init__(self, render_mode=None):
+        super().__init__()
+        self.observation_space = gym.spaces.Dict({"t": gym.spaces.Box(0, 10, (1,))})
+
+
+gym.register("tests/Unbounded-v0", entry_point=UnboundedActionEnv)
+gym.register("tests/DictObs-v0", entry_point=DictObsEnv)
+
+
+@pytest.mark.parametrize("overrides, message", BAD_ARGS)
+def test_bad_input_is_refused_with_one_line(sac, capsys, overrides, message):
+    with pytest.raises(SystemExit) as exit_info:
+        sac.check_inputs(sac.Args(**overrides))
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err
+
+
+def test_good_input_passes_the_checks(sac):
+    assert sac.check_inputs(sac.Args(env_id="Pendulum-v1")) == (3, 1)
+    assert sac.check_inputs(sac.Args(env_id="Hopper-v5")) == (11, 3)
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--env-id", "NoSuchEnv-v0"], "is not a registered gymnasium environment; list the ids with"),
+    (["--env-id", "CartPole-v1"], "use sac_discrete_atari.py"),
+    (["--eval-model", "missing.pt"], "--eval-model missing.pt: cannot load it"),
+])  # fmt: skip
+def test_bad_input_from_the_command_line_exits_2_before_training(tmp_path, flags, message):
+    result = run_script(*flags, cwd=tmp_path)
+    assert result.returncode == 2
+    assert message in result.stderr and result.stderr.count("\n") == 1, result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert not (tmp_path / "runs").exists()  # nothing was started

@@ -1,0 +1,108 @@
+"""The script as a user runs it: a subprocess, its TensorBoard file, its saved model and videos read back."""
+
+import re
+
+import pytest
+import torch
+from conftest import read_scalars, run_dir, run_ok
+
+COMMON_TAGS = {"charts/episodic_return", "charts/episodic_length", "charts/SPS", "eval/episodic_return",
+               "eval/episodic_length", "losses/qf1_values", "losses/qf2_values", "losses/qf1_loss",
+               "losses/qf2_loss", "losses/qf_loss", "losses/actor_loss", "losses/alpha", "losses/alpha_loss"}  # fmt: skip
+
+
+def logged_every_100(first: int, last: int, num_envs: int) -> list[int]:
+    """The env steps at which a run with num_envs sub-envs crosses a multiple of 100, in (first, last]."""
+    return [s for s in range(first + num_envs, last + 1, num_envs) if s // 100 > (s - num_envs) // 100]
+
+
+@pytest.fixture(scope="module")
+def pendulum_run(tmp_path_factory):
+    """Pendulum-v1 with 3 sub-envs (500 steps each), past learning_starts, with videos and a saved model."""
+    cwd = tmp_path_factory.mktemp("pendulum")
+    result = run_ok("--env-id", "Pendulum-v1", "--num-envs", "3", "--total-timesteps", "1500",
+                    "--learning-starts", "600", "--batch-size", "64", "--eval-frequency", "600",
+                    "--eval-episodes", "2", "--capture-video", "--save-model", cwd=cwd)  # fmt: skip
+    return cwd, run_dir(cwd), result
+
+
+def test_pendulum_logs_every_metric_at_the_right_steps(pendulum_run):
+    _, path, _ = pendulum_run
+    scalars = read_scalars(path)
+    assert COMMON_TAGS <= set(scalars)
+    # Every sub-env's episodes (200 steps each) are logged: 3 end at env step 600, 3 at 1200.
+    assert [step for step, _ in scalars["charts/episodic_return"]] == [600] * 3 + [1200] * 3
+    assert {value for _, value in scalars["charts/episodic_length"]} == {200}
+    assert all(-3000 < value < 0 for _, value in scalars["charts/episodic_return"])
+    # Losses every 100 env steps once learning has started; evaluations every 600 and at the end.
+    assert [step for step, _ in scalars["losses/qf1_loss"]] == logged_every_100(600, 1500, 3)
+    assert [step for step, _ in scalars["charts/SPS"]] == logged_every_100(0, 1500, 3)
+    assert [step for step, _ in scalars["eval/episodic_return"]] == [600, 1200, 1500]
+    assert {value for _, value in scalars["eval/episodic_length"]} == {200}
+    assert all(value > 0 for _, value in scalars["losses/alpha"])
+
+
+def test_pendulum_records_a_video_of_each_evaluation(pendulum_run):
+    from moviepy import VideoFileClip
+
+    cwd, path, _ = pendulum_run
+    videos = sorted((cwd / "videos" / path.name).glob("*.mp4"))
+    assert [v.name for v in videos] == [f"eval-step{s}-episode-0.mp4" for s in (1200, 1500, 600)]
+    with VideoFileClip(str(videos[0])) as clip:
+        assert clip.size == [500, 500] and abs(clip.duration * clip.fps - 200) <= 2  # one 200-step episode
+
+
+def test_saved_model_evaluates_to_the_runs_final_evaluation(pendulum_run):
+    cwd, path, result = pendulum_run
+    model = path / "sac_continuous_action.pt"
+    saved = torch.load(model, weights_only=True)
+    assert {"actor", "qf1", "qf2", "qf1_target", "qf2_target", "log_alpha", "args"} <= set(saved)
+    assert saved["args"]["env_id"] == "Pendulum-v1" and f"--eval-model {model.relative_to(cwd)}" in result.stdout
+    # Same actor, same evaluation seed: the standalone evaluation replays the run's final one exactly.
+    evaluation = run_ok("--eval-model", str(model), "--eval-episodes", "2", cwd=cwd)
+    printed = float(re.search(r"Pendulum-v1: return (-?[\d.]+)", evaluation.stdout).group(1))
+    final_logged = read_scalars(path)["eval/episodic_return"][-1][1]
+    assert abs(printed - final_logged) < 0.06, (printed, final_logged)
+
+
+def test_hopper_trains_saves_and_its_model_renders_a_video(tmp_path):
+    run_ok("--env-id", "Hopper-v5", "--total-timesteps", "700", "--learning-starts", "500", "--batch-size", "64",
+           "--eval-frequency", "700", "--eval-episodes", "1", "--save-model", cwd=tmp_path)  # fmt: skip
+    path = run_dir(tmp_path)
+    scalars = read_scalars(path)
+    assert COMMON_TAGS <= set(scalars)
+    assert [step for step, _ in scalars["losses/qf1_loss"]] == [600, 700]
+    assert scalars["eval/episodic_return"][0][0] == 700
+    evaluation = run_ok("--eval-model", str(path / "sac_continuous_action.pt"), "--eval-episodes", "1",
+                        "--capture-video", cwd=tmp_path)  # fmt: skip
+    (video,) = (tmp_path / "videos").glob("Hopper-v5__*__eval__*/*.mp4")  # MuJoCo rendered headless
+    assert video.stat().st_size > 1000 and "Hopper-v5: return" in evaluation.stdout
+
+
+def final_state(cwd):
+    saved = torch.load(run_dir(cwd) / "sac_continuous_action.pt", weights_only=True)
+    scalars = {tag: values for tag, values in read_scalars(run_dir(cwd)).items() if tag != "charts/SPS"}
+    return saved, scalars
+
+
+def test_same_seed_gives_identical_results_on_cpu(tmp_path):
+    flags = ["--env-id", "Pendulum-v1", "--total-timesteps", "1300", "--learning-starts", "1000",
+             "--batch-size", "64", "--eval-episodes", "1", "--save-model", "--no-cuda"]  # fmt: skip
+    for name, seed in [("a", "1"), ("b", "1"), ("c", "2")]:
+        (tmp_path / name).mkdir()
+        run_ok(*flags, "--seed", seed, cwd=tmp_path / name)
+    (a, logs_a), (b, logs_b), (c, _) = (final_state(tmp_path / name) for name in "abc")
+    for net in ["actor", "qf1", "qf2", "qf1_target", "qf2_target"]:
+        for key in a[net]:
+            assert torch.equal(a[net][key], b[net][key]), (net, key)
+    assert torch.equal(a["log_alpha"], b["log_alpha"])
+    assert logs_a == logs_b and len(logs_a["losses/qf1_loss"]) == 3
+    assert not torch.equal(a["actor"]["mean.weight"], c["actor"]["mean.weight"])  # the seed matters
+
+
+def test_pendulum_learns(tmp_path):
+    """A CI-sized learning check: a fixed seed reaches a deterministic eval return >= -300."""
+    run_ok("--env-id", "Pendulum-v1", "--seed", "1", "--total-timesteps", "5000", "--learning-starts", "1000",
+           "--eval-frequency", "5000", "--eval-episodes", "5", "--threads", "2", cwd=tmp_path)  # fmt: skip
+    (step, final), *_ = read_scalars(run_dir(tmp_path))["eval/episodic_return"][::-1]
+    assert step == 5000 and final >= -300, final

@@ -1,0 +1,149 @@
+"""The losses, the squashed-Gaussian density and the target update, against their definitions."""
+
+import math
+
+import numpy as np
+import torch
+from torch.distributions import Normal, TanhTransform, TransformedDistribution
+
+
+def log_prob_at(sac, a, mean, log_std):
+    """The script's log pi(a|s) at a given action a (via u = atanh a), in float64."""
+    u = torch.atanh(a)
+    return sac.squashed_gaussian_log_prob(u[:, None], ((u - mean) / math.exp(log_std))[:, None],
+                                          torch.full((len(a), 1), log_std, dtype=torch.float64))  # fmt: skip
+
+
+def test_squashed_density_integrates_to_one(sac):
+    # A wrong Jacobian term would not integrate to 1 over the action interval (-1, 1).
+    for mean, log_std in [(0.7, -0.3), (-0.4, -1.0), (0.0, 0.0)]:
+        a = torch.linspace(-1, 1, 400_001, dtype=torch.float64)[1:-1]
+        density = log_prob_at(sac, a, mean, log_std).exp()
+        assert abs(torch.trapezoid(density, a).item() - 1.0) < 1e-4, (mean, log_std)
+
+
+def test_squashed_density_matches_change_of_variables(sac):
+    # p_A(a) = p_U(atanh a) / (1 - a^2), written naively and with torch's own TanhTransform.
+    torch.manual_seed(0)
+    mean, log_std = torch.randn(64, 3, dtype=torch.float64), torch.rand(64, 3, dtype=torch.float64) - 1
+    eps = torch.randn(64, 3, dtype=torch.float64)
+    u = mean + log_std.exp() * eps
+    ours = sac.squashed_gaussian_log_prob(u, eps, log_std)
+    naive = (Normal(mean, log_std.exp()).log_prob(u) - torch.log1p(-torch.tanh(u) ** 2)).sum(1)
+    tanh_normal = TransformedDistribution(Normal(mean, log_std.exp()), TanhTransform()).log_prob(torch.tanh(u)).sum(1)
+    torch.testing.assert_close(ours, naive, rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(ours, tanh_normal, rtol=1e-6, atol=1e-6)
+
+
+def test_squashed_density_is_finite_where_tanh_rounds_to_one(sac):
+    # At |u| = 20 or 50, tanh(u) is exactly +-1 in float32, so log(1 - tanh(u)^2) would be -inf.
+    u = torch.tensor([[20.0, -20.0, 50.0, -50.0]])
+    eps, log_std = torch.zeros_like(u), torch.zeros_like(u)
+    assert torch.tanh(u).abs().eq(1).all()
+    ours = sac.squashed_gaussian_log_prob(u, eps, log_std)
+    u64 = u.double()
+    # log(1 - tanh(u)^2) = log(sech(u)^2) = log 4 - 2 log(e^u + e^-u), exact in float64
+    expected = (-0.5 * math.log(2 * math.pi) - (math.log(4) - 2 * torch.logaddexp(u64, -u64))).sum(1)
+    assert torch.isfinite(ours).all()
+    torch.testing.assert_close(ours.double(), expected, rtol=1e-6, atol=1e-3)
+
+
+def test_actor_samples_inside_the_box_and_acts_deterministically(sac):
+    torch.manual_seed(0)
+    actor = sac.Actor(3, 2)
+    with torch.no_grad():
+        actor.mean.bias.fill_(30.0)  # a policy pushed hard against the bound: a = tanh(u) is exactly 1
+        obs = torch.randn(128, 3)
+        actions, log_pi = actor.sample(obs)
+        mean, log_std = actor(obs)
+    assert torch.isfinite(log_pi).all() and actions.abs().le(1).all()
+    assert log_std.ge(sac.LOG_STD_MIN).all() and log_std.le(sac.LOG_STD_MAX).all()
+    torch.testing.assert_close(actor.act_deterministic(obs), torch.tanh(mean))
+
+
+def test_soft_q_target_on_a_hand_built_batch(sac):
+    rewards, terminations = torch.tensor([1.0, 2.0, -1.0]), torch.tensor([0.0, 1.0, 0.0])
+    next_q1, next_q2 = torch.tensor([10.0, 5.0, 3.0]), torch.tensor([8.0, 6.0, 4.0])
+    next_log_pi, alpha, gamma = torch.tensor([-1.0, 0.5, 2.0]), 0.2, 0.9
+    y = sac.soft_q_target(rewards, terminations, next_q1, next_q2, next_log_pi, alpha, gamma)
+    # by hand: r + gamma * (min(Q1', Q2') - alpha * log pi'), and r alone where the episode terminated
+    expected = torch.tensor([1 + 0.9 * (8 - 0.2 * -1), 2.0, -1 + 0.9 * (3 - 0.2 * 2)])
+    torch.testing.assert_close(y, expected)
+
+
+def constant_q(sac, value, obs_dim=3, act_dim=1):
+    """A Q network whose output is `value` everywhere (last layer: zero weights, bias = value)."""
+    q = sac.SoftQNetwork(obs_dim, act_dim)
+    with torch.no_grad():
+        q.net[-1].weight.zero_()
+        q.net[-1].bias.fill_(value)
+    return q
+
+
+def test_critic_loss_regresses_both_critics_on_the_target_networks(sac):
+    torch.manual_seed(0)
+    batch = sac.Batch(obs=torch.randn(4, 3), actions=torch.rand(4, 1) * 2 - 1,
+                      rewards=torch.tensor([1.0, 0.0, -2.0, 0.5]), next_obs=torch.randn(4, 3),
+                      terminations=torch.tensor([0.0, 0.0, 1.0, 0.0]))  # fmt: skip
+    qf1, qf2 = constant_q(sac, 1.0), constant_q(sac, -3.0)
+    qf1_target, qf2_target = constant_q(sac, 7.0), constant_q(sac, 5.0)  # min over the targets: 5
+    optimizer = torch.optim.SGD([*qf1.parameters(), *qf2.parameters()], lr=0.0)
+    alpha = torch.tensor(0.0)  # no entropy term: y = r + gamma (1 - d) 5
+    losses = sac.update_critics(batch, sac.Actor(3, 1), qf1, qf2, qf1_target, qf2_target, optimizer, alpha, 0.9)
+    y = batch.rewards + 0.9 * (1 - batch.terminations) * 5.0
+    torch.testing.assert_close(losses["qf1_loss"], 0.5 * ((1.0 - y) ** 2).mean())
+    torch.testing.assert_close(losses["qf2_loss"], 0.5 * ((-3.0 - y) ** 2).mean())
+    torch.testing.assert_close(losses["qf_loss"], losses["qf1_loss"] + losses["qf2_loss"])
+
+
+def test_actor_loss_uses_the_twin_minimum_and_leaves_q_weights_alone(sac):
+    torch.manual_seed(0)
+    actor, qf1, qf2 = sac.Actor(3, 1), sac.SoftQNetwork(3, 1), sac.SoftQNetwork(3, 1)
+    obs, alpha = torch.randn(32, 3), torch.tensor(0.3)
+    torch.manual_seed(1)
+    with torch.no_grad():
+        actions, log_pi = actor.sample(obs)
+        expected = (alpha * log_pi - torch.min(qf1(obs, actions), qf2(obs, actions))).mean()
+    optimizer = torch.optim.SGD(actor.parameters(), lr=0.0)
+    torch.manual_seed(1)  # the same noise eps inside the update
+    losses, new_alpha = sac.update_actor_and_alpha(obs, actor, qf1, qf2, optimizer, alpha, None, None, -1.0)
+    torch.testing.assert_close(losses["actor_loss"], expected)
+    assert new_alpha is alpha and "alpha_loss" not in losses  # fixed alpha: untouched
+    assert all(p.grad is not None for p in actor.parameters())
+    assert all(p.grad is None and p.requires_grad for q in (qf1, qf2) for p in q.parameters())
+
+
+def test_alpha_moves_towards_the_target_entropy(sac):
+    target_entropy = -1.0  # H-bar = -|A| for |A| = 1
+    for log_pi_value, direction in [(-3.0, -1), (3.0, +1)]:  # entropy 3 > H-bar: alpha falls; -3 < H-bar: rises
+        log_alpha = torch.zeros(1, requires_grad=True)
+        optimizer = torch.optim.SGD([log_alpha], lr=0.1)
+        loss = sac.alpha_loss_fn(log_alpha, torch.full((16,), log_pi_value), target_entropy)
+        loss.backward()
+        optimizer.step()
+        assert np.sign(log_alpha.exp().item() - 1.0) == direction, log_pi_value
+
+
+def test_actor_update_steps_alpha_and_returns_it(sac):
+    torch.manual_seed(0)
+    actor, qf1, qf2 = sac.Actor(3, 1), sac.SoftQNetwork(3, 1), sac.SoftQNetwork(3, 1)
+    log_alpha = torch.zeros(1, requires_grad=True)
+    alpha_optimizer = torch.optim.Adam([log_alpha], lr=0.1)
+    actor_optimizer = torch.optim.Adam(actor.parameters(), lr=1e-3)
+    losses, alpha = sac.update_actor_and_alpha(torch.randn(32, 3), actor, qf1, qf2, actor_optimizer,
+                                               log_alpha.detach().exp(), log_alpha, alpha_optimizer, -1.0)  # fmt: skip
+    assert log_alpha.item() != 0.0 and "alpha_loss" in losses
+    torch.testing.assert_close(alpha, log_alpha.detach().exp())
+    assert not alpha.requires_grad
+
+
+def test_polyak_update(sac):
+    torch.manual_seed(0)
+    source, target = sac.SoftQNetwork(3, 1), sac.SoftQNetwork(3, 1)
+    before = [p.detach().clone() for p in target.parameters()]
+    sac.polyak_update(target, source, 0.1)
+    for old, new, src in zip(before, target.parameters(), source.parameters()):
+        torch.testing.assert_close(new, 0.1 * src + 0.9 * old)
+    sac.polyak_update(target, source, 1.0)  # tau = 1: a hard copy
+    for new, src in zip(target.parameters(), source.parameters()):
+        torch.testing.assert_close(new, src)
