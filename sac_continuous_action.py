@@ -22,7 +22,7 @@ import sys
 import time
 from collections import deque
 from dataclasses import asdict, dataclass
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 import gymnasium as gym
 import numpy as np
@@ -49,13 +49,13 @@ class Args:
     """log the run to Weights & Biases as well (needs `pip install wandb`)"""
     wandb_project_name: str = "sac"
     """the W&B project name"""
-    wandb_entity: Optional[str] = None
+    wandb_entity: str | None = None
     """the W&B entity (team or user)"""
     capture_video: bool = False
     """record the first episode of each evaluation to videos/{run_name}/"""
     save_model: bool = False
     """save the networks, log-alpha and the args to runs/{run_name}/{exp_name}.pt at the end"""
-    eval_model: Optional[str] = None
+    eval_model: str | None = None
     """path of a model saved by --save-model: evaluate it (no training) and exit"""
     eval_frequency: int = 10_000
     """evaluate the deterministic policy every this many environment steps (and at the end)"""
@@ -149,6 +149,7 @@ class ReplayBuffer:
         for store, value in zip(
             (self.obs, self.actions, self.rewards, self.next_obs, self.terminations),
             (obs, actions, rewards, next_obs, terminations),
+            strict=True,
         ):
             store[idx] = torch.as_tensor(value, dtype=torch.float32, device=self.device)
         self.pos = (self.pos + n) % self.capacity
@@ -334,7 +335,9 @@ def train(args: Args) -> None:
         # Learn: one gradient step on the critics, the delayed actor and alpha steps, the targets' update.
         if global_step > args.learning_starts:
             batch = rb.sample(args.batch_size)
-            losses.update(update_critics(batch, actor, qf1, qf2, qf1_target, qf2_target, q_optimizer, alpha, args.gamma))
+            losses.update(
+                update_critics(batch, actor, qf1, qf2, qf1_target, qf2_target, q_optimizer, alpha, args.gamma)
+            )
             n_updates += 1
             if n_updates % args.policy_frequency == 0:
                 for _ in range(args.policy_frequency):  # catch up on the delayed updates (TD3-style)
@@ -476,14 +479,15 @@ class RunLog:
             self.recent.append(self.returns[i])
             self.returns[i], self.lengths[i] = 0.0, 0
 
-    def recent_return(self) -> Optional[float]:
+    def recent_return(self) -> float | None:
         return float(np.mean(self.recent)) if self.recent else None
 
     def maybe_losses(self, losses: dict, alpha: torch.Tensor, global_step: int) -> None:
         if not crossed(global_step, self.num_envs, 100):
             return
         now = time.time()
-        self.writer.add_scalar("charts/SPS", (global_step - self.sps_step) / max(now - self.sps_time, 1e-9), global_step)
+        sps = (global_step - self.sps_step) / max(now - self.sps_time, 1e-9)
+        self.writer.add_scalar("charts/SPS", sps, global_step)
         self.sps_time, self.sps_step = now, global_step
         if losses:
             for name, value in {**losses, "alpha": alpha}.items():
@@ -498,7 +502,7 @@ class Progress:
         self.next_draw, self.next_line = 0.0, total // 20
         self.window = deque(maxlen=100)  # (time, step) of the last steps, for a current steps/s
 
-    def update(self, step: int, recent_return: Optional[float], last_eval: Optional[tuple]) -> None:
+    def update(self, step: int, recent_return: float | None, last_eval: tuple | None) -> None:
         now = time.time()
         self.window.append((now, step))
         if (self.tty and now < self.next_draw) or (not self.tty and step < self.next_line and step < self.total):
@@ -519,7 +523,7 @@ class Progress:
             print()
 
 
-def evaluate(actor, env, episodes: int, seed: int, device, video_dir: Optional[str] = None, name: str = "eval"):
+def evaluate(actor, env, episodes: int, seed: int, device, video_dir: str | None = None, name: str = "eval"):
     """Run the deterministic policy tanh(mean) for whole episodes; return (returns, lengths).
     Every evaluation of a run (and --eval-model with the run's --seed) resets the env with the same seed,
     seed + 10_000 (apart from the training envs' seeds), so it meets the same initial states each time."""
@@ -570,8 +574,8 @@ def save_model(args, run_name, actor, qf1, qf2, qf1_target, qf2_target, log_alph
     path = f"runs/{run_name}/{args.exp_name}.pt"
     modules = {"actor": actor, "qf1": qf1, "qf2": qf2, "qf1_target": qf1_target, "qf2_target": qf2_target}
     state = {name: module.state_dict() for name, module in modules.items()}
-    torch.save({"script": "sac_continuous_action", "args": asdict(args), **state, "log_alpha": log_alpha.detach().cpu()},
-               path)  # fmt: skip
+    state["log_alpha"] = log_alpha.detach().cpu()
+    torch.save({"script": "sac_continuous_action", "args": asdict(args), **state}, path)
     print(f"model saved to {path}; evaluate it with: python {os.path.basename(__file__)} --eval-model {path}")
 
 

@@ -21,8 +21,7 @@ def collect(sac, env_id, num_envs, steps):
         rb.add(obs, actions, rewards, real_next_obs, terminations)
         obs = next_obs
     envs.close()
-    n = rb.size
-    return rb.obs[:n].numpy(), rb.actions[:n].numpy(), rb.rewards[:n].numpy(), rb.next_obs[:n].numpy(), rb.terminations[:n].numpy()
+    return tuple(t[: rb.size].numpy() for t in (rb.obs, rb.actions, rb.rewards, rb.next_obs, rb.terminations))
 
 
 def test_time_limit_is_stored_as_a_bootstrapped_transition_with_the_real_last_observation(sac):

@@ -6,9 +6,11 @@ import pytest
 import torch
 from conftest import read_scalars, run_dir, run_ok
 
-COMMON_TAGS = {"charts/episodic_return", "charts/episodic_length", "charts/SPS", "eval/episodic_return",
-               "eval/episodic_length", "losses/qf1_values", "losses/qf2_values", "losses/qf1_loss",
-               "losses/qf2_loss", "losses/qf_loss", "losses/actor_loss", "losses/alpha", "losses/alpha_loss"}  # fmt: skip
+COMMON_TAGS = {
+    "charts/episodic_return", "charts/episodic_length", "charts/SPS", "eval/episodic_return", "eval/episodic_length",
+    "losses/qf1_values", "losses/qf2_values", "losses/qf1_loss", "losses/qf2_loss", "losses/qf_loss",
+    "losses/actor_loss", "losses/alpha", "losses/alpha_loss",
+}  # fmt: skip
 
 
 def logged_every_100(first: int, last: int, num_envs: int) -> list[int]:

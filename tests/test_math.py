@@ -29,7 +29,7 @@ def test_squashed_density_matches_change_of_variables(sac):
     eps = torch.randn(64, 3, dtype=torch.float64)
     u = mean + log_std.exp() * eps
     ours = sac.squashed_gaussian_log_prob(u, eps, log_std)
-    naive = (Normal(mean, log_std.exp()).log_prob(u) - torch.log1p(-torch.tanh(u) ** 2)).sum(1)
+    naive = (Normal(mean, log_std.exp()).log_prob(u) - torch.log1p(-(torch.tanh(u) ** 2))).sum(1)
     tanh_normal = TransformedDistribution(Normal(mean, log_std.exp()), TanhTransform()).log_prob(torch.tanh(u)).sum(1)
     torch.testing.assert_close(ours, naive, rtol=1e-9, atol=1e-9)
     torch.testing.assert_close(ours, tanh_normal, rtol=1e-6, atol=1e-6)
@@ -142,8 +142,8 @@ def test_polyak_update(sac):
     source, target = sac.SoftQNetwork(3, 1), sac.SoftQNetwork(3, 1)
     before = [p.detach().clone() for p in target.parameters()]
     sac.polyak_update(target, source, 0.1)
-    for old, new, src in zip(before, target.parameters(), source.parameters()):
+    for old, new, src in zip(before, target.parameters(), source.parameters(), strict=True):
         torch.testing.assert_close(new, 0.1 * src + 0.9 * old)
     sac.polyak_update(target, source, 1.0)  # tau = 1: a hard copy
-    for new, src in zip(target.parameters(), source.parameters()):
+    for new, src in zip(target.parameters(), source.parameters(), strict=True):
         torch.testing.assert_close(new, src)
