@@ -585,8 +585,8 @@ def evaluate_saved_model(args: Args) -> None:
         fail(f"--eval-episodes must be positive, got {args.eval_episodes}")
     try:
         saved = torch.load(args.eval_model, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, EOFError, ValueError) as e:
-        fail(f"--eval-model {args.eval_model}: cannot load it ({str(e).splitlines()[0]})")
+    except Exception as e:  # missing, truncated, not a torch file: whatever the cause, one line for the user
+        fail(f"--eval-model {args.eval_model}: cannot load it ({(str(e).splitlines() or [type(e).__name__])[0]})")
     if not isinstance(saved, dict) or saved.get("script") != "sac_continuous_action":
         fail(f"--eval-model {args.eval_model}: not a model saved by sac_continuous_action.py --save-model")
     env_id = saved["args"]["env_id"]

@@ -1,5 +1,7 @@
 """The replay buffer, what a time limit and a termination store, and the input checks."""
 
+import sys
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -133,3 +135,20 @@ def test_bad_input_from_the_command_line_exits_2_before_training(tmp_path, flags
     assert message in result.stderr and result.stderr.count("\n") == 1, result.stderr
     assert "Traceback" not in result.stderr + result.stdout
     assert not (tmp_path / "runs").exists()  # nothing was started
+
+
+def test_track_without_wandb_is_refused(sac, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "wandb", None)  # makes `import wandb` raise ImportError
+    with pytest.raises(SystemExit) as exit_info:
+        sac.check_inputs(sac.Args(env_id="Pendulum-v1", track=True))
+    assert exit_info.value.code == 2 and "--track needs Weights & Biases: pip install wandb" in capsys.readouterr().err
+
+
+def test_eval_model_refuses_a_file_that_is_not_a_saved_model(sac, capsys, tmp_path):
+    for name, content in [("other.pt", {"actor": {}}), ("garbage.pt", None)]:
+        path = tmp_path / name
+        torch.save(content, path) if content is not None else path.write_bytes(b"not a torch file")
+        with pytest.raises(SystemExit) as exit_info:
+            sac.evaluate_saved_model(sac.Args(eval_model=str(path)))
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and f"--eval-model {path}" in err and err.count("\n") == 1, err
