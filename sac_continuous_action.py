@@ -340,7 +340,7 @@ def train(args: Args) -> None:
             )
             n_updates += 1
             if n_updates % args.policy_frequency == 0:
-                for _ in range(args.policy_frequency):  # catch up on the delayed updates (TD3-style)
+                for _ in range(args.policy_frequency):  # catch up on the delayed updates (TD3), same minibatch
                     actor_losses, alpha = update_actor_and_alpha(
                         batch.obs, actor, qf1, qf2, actor_optimizer, alpha, log_alpha, alpha_optimizer, target_entropy
                     )
@@ -389,9 +389,10 @@ def check_inputs(args: Args) -> tuple[int, int]:
         fail(f"--batch-size ({args.batch_size}) must not exceed --buffer-size ({args.buffer_size})")
     if args.learning_starts < args.batch_size:
         fail(f"--learning-starts ({args.learning_starts}) must be at least --batch-size ({args.batch_size})")
-    if args.learning_starts >= args.total_timesteps:
+    last_step = args.total_timesteps // args.num_envs * args.num_envs  # the loop's last global_step
+    if args.learning_starts >= last_step:
         fail(f"--learning-starts ({args.learning_starts}) must be below --total-timesteps "
-             f"({args.total_timesteps}), or nothing is learned")  # fmt: skip
+             f"({args.total_timesteps}, a multiple of --num-envs {args.num_envs}), or nothing is learned")  # fmt: skip
     if args.track:
         try:
             import wandb  # noqa: F401

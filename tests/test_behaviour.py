@@ -78,6 +78,7 @@ BAD_ARGS = [
     ({"buffer_size": 100, "batch_size": 256}, "--batch-size (256) must not exceed --buffer-size (100)"),
     ({"learning_starts": 100}, "--learning-starts (100) must be at least --batch-size (256)"),
     ({"learning_starts": 5000, "total_timesteps": 5000}, "--learning-starts (5000) must be below --total-timesteps"),
+    ({"learning_starts": 5000, "total_timesteps": 5002, "num_envs": 4}, "a multiple of --num-envs 4), or nothing"),
     ({"gamma": 1.0}, "--gamma must be in [0, 1)"),
     ({"tau": 0.0}, "--tau must be in (0, 1]"),
     ({"tau": 1.5}, "--tau must be in (0, 1]"),
