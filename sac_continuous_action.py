@@ -15,9 +15,11 @@ Logs: TensorBoard under runs/{env_id}__{exp_name}__{seed}__{time}/ (tensorboard 
       losses/ (critic and actor losses, Q values, alpha), written every 100 environment steps.
 """
 
+import gc
 import math
 import os
 import random
+import shutil
 import sys
 import time
 from collections import deque
@@ -45,6 +47,10 @@ class Args:
     """use CUDA when it is available (the CPU otherwise)"""
     threads: int = 2
     """number of CPU threads torch uses for the networks (2 is fastest for 256x256 networks on most CPUs)"""
+    compile: bool = False
+    """torch.compile the update steps (pays on CUDA; slower than eager on a 2-core CPU, see README's Speed)"""
+    cudagraphs: bool = False
+    """on CUDA: compile the update steps and replay them as CUDA graphs (implies --compile)"""
     track: bool = False
     """log the run to Weights & Biases as well (needs `pip install wandb`)"""
     wandb_project_name: str = "sac"
@@ -163,17 +169,33 @@ class ReplayBuffer:
 # ----------------------------------------------------------------------------------------------------
 # The networks: soft Q-functions Q_theta(s, a) and the tanh-Gaussian policy pi_phi(a|s).
 # ----------------------------------------------------------------------------------------------------
-class SoftQNetwork(nn.Module):
-    def __init__(self, obs_dim: int, act_dim: int, hidden: int = 256):
+def stacked_linear(fan_in: int, fan_out: int, n: int) -> tuple[nn.Parameter, nn.Parameter]:
+    """n linear layers as one weight (n, fan_in, fan_out) and one bias (n, 1, fan_out), each initialised as
+    nn.Linear initialises its own."""
+    with torch.no_grad():
+        layers = [nn.Linear(fan_in, fan_out) for _ in range(n)]
+        weight = torch.stack([layer.weight.T for layer in layers])
+        bias = torch.stack([layer.bias.unsqueeze(0) for layer in layers])
+    return nn.Parameter(weight), nn.Parameter(bias)
+
+
+class SoftQNetworks(nn.Module):
+    """The twin soft Q-functions Q_theta1 and Q_theta2: two MLPs (s, a) -> 256 -> 256 -> 1 with their own
+    weights, stored stacked so that each layer of both is one batched matmul (torch.baddbmm): half the ops of
+    two separate networks, the same numbers (tests/test_math.py checks it against two plain nn.Sequential).
+    forward returns shape (2, batch): row i is Q_theta_i(s, a), so `q1, q2 = qf(obs, actions)` unpacks it."""
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden: int = 256, n_critics: int = 2):
         super().__init__()
-        self.net = nn.Sequential(
-            nn.Linear(obs_dim + act_dim, hidden), nn.ReLU(),
-            nn.Linear(hidden, hidden), nn.ReLU(),
-            nn.Linear(hidden, 1),
-        )  # fmt: skip
+        self.w1, self.b1 = stacked_linear(obs_dim + act_dim, hidden, n_critics)
+        self.w2, self.b2 = stacked_linear(hidden, hidden, n_critics)
+        self.w3, self.b3 = stacked_linear(hidden, 1, n_critics)
 
     def forward(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        return self.net(torch.cat([obs, actions], dim=1)).squeeze(1)
+        x = torch.cat([obs, actions], dim=1).expand(len(self.w1), -1, -1)  # the same (s, a) for every critic
+        h = F.relu(torch.baddbmm(self.b1, x, self.w1))  # baddbmm(b, x, W) = x @ W + b, critic by critic
+        h = F.relu(torch.baddbmm(self.b2, h, self.w2))
+        return torch.baddbmm(self.b3, h, self.w3).squeeze(2)
 
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
@@ -223,16 +245,13 @@ def soft_q_target(rewards, terminations, next_q1, next_q2, next_log_pi, alpha, g
     return rewards + gamma * (1.0 - terminations) * soft_value
 
 
-def update_critics(batch, actor, qf1, qf2, qf1_target, qf2_target, q_optimizer, alpha, gamma) -> dict:
+def update_critics(batch, actor, qf, qf_target, q_optimizer, alpha, gamma) -> dict:
     """J_Q(theta_i) = E_D[ 1/2 (Q_theta_i(s, a) - y)^2 ] for both critics (Eq. 5)."""
     with torch.no_grad():
         next_actions, next_log_pi = actor.sample(batch.next_obs)
-        y = soft_q_target(
-            batch.rewards, batch.terminations,
-            qf1_target(batch.next_obs, next_actions), qf2_target(batch.next_obs, next_actions),
-            next_log_pi, alpha, gamma,
-        )  # fmt: skip
-    qf1_values, qf2_values = qf1(batch.obs, batch.actions), qf2(batch.obs, batch.actions)
+        next_q1, next_q2 = qf_target(batch.next_obs, next_actions)
+        y = soft_q_target(batch.rewards, batch.terminations, next_q1, next_q2, next_log_pi, alpha, gamma)
+    qf1_values, qf2_values = qf(batch.obs, batch.actions)
     qf1_loss = 0.5 * F.mse_loss(qf1_values, y)
     qf2_loss = 0.5 * F.mse_loss(qf2_values, y)
     qf_loss = qf1_loss + qf2_loss
@@ -249,29 +268,29 @@ def alpha_loss_fn(log_alpha, log_pi, target_entropy) -> torch.Tensor:
     return (-log_alpha.exp() * (log_pi.detach() + target_entropy)).mean()
 
 
-def update_actor_and_alpha(obs, actor, qf1, qf2, actor_optimizer, alpha, log_alpha, alpha_optimizer, target_entropy):
-    """J_pi(phi) = E_{s~D, eps~N}[ alpha log pi_phi(f_phi(eps; s)|s) - min_i Q_theta_i(s, f_phi(eps; s)) ] (Eqs. 7-9);
-    then, with --autotune, one step on J(alpha) reusing the same log pi. Returns (losses, new alpha)."""
+def update_actor_and_alpha(obs, actor, qf, policy_optimizer, alpha, log_alpha, target_entropy, autotune: bool):
+    """J_pi(phi) = E_{s~D, eps~N}[ alpha log pi_phi(f_phi(eps; s)|s) - min_i Q_theta_i(s, f_phi(eps; s)) ] (Eqs. 7-9)
+    and, with --autotune, J(alpha) on the same log pi. The two losses share no parameter (alpha is a constant in
+    J_pi, log pi one in J(alpha)), so one backward pass and one Adam step over phi and log_alpha serve both.
+    Returns (losses, alpha)."""
     actions, log_pi = actor.sample(obs)
     # The actor's gradient needs dQ/da only: with the critics' weights frozen for this forward pass, autograd
-    # skips their weight gradients (the critic's optimizer would discard them anyway).
-    qf1.requires_grad_(False)
-    qf2.requires_grad_(False)
-    min_q = torch.min(qf1(obs, actions), qf2(obs, actions))
-    qf1.requires_grad_(True)
-    qf2.requires_grad_(True)
-    actor_loss = (alpha * log_pi - min_q).mean()
-    actor_optimizer.zero_grad(set_to_none=True)
-    actor_loss.backward()
-    actor_optimizer.step()
+    # skips their weight gradients (the critics' optimizer would discard them anyway).
+    qf.requires_grad_(False)
+    qf1_pi, qf2_pi = qf(obs, actions)
+    qf.requires_grad_(True)
+    actor_loss = (alpha * log_pi - torch.min(qf1_pi, qf2_pi)).mean()
     losses = {"actor_loss": actor_loss.detach()}
-    if alpha_optimizer is not None:
-        alpha_loss = alpha_loss_fn(log_alpha, log_pi, target_entropy)
-        alpha_optimizer.zero_grad(set_to_none=True)
-        alpha_loss.backward()
-        alpha_optimizer.step()
+    loss = actor_loss
+    if autotune:
+        losses["alpha_loss"] = alpha_loss_fn(log_alpha, log_pi, target_entropy)
+        loss = actor_loss + losses["alpha_loss"]
+    policy_optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    policy_optimizer.step()
+    if autotune:
+        losses["alpha_loss"] = losses["alpha_loss"].detach()
         alpha = log_alpha.detach().exp()
-        losses["alpha_loss"] = alpha_loss.detach()
     return losses, alpha
 
 
@@ -292,28 +311,30 @@ def train(args: Args) -> None:
 
     envs = make_vector_env(args)
     actor = Actor(obs_dim, act_dim).to(device)
-    qf1, qf2 = SoftQNetwork(obs_dim, act_dim).to(device), SoftQNetwork(obs_dim, act_dim).to(device)
-    qf1_target, qf2_target = SoftQNetwork(obs_dim, act_dim).to(device), SoftQNetwork(obs_dim, act_dim).to(device)
-    qf1_target.load_state_dict(qf1.state_dict())
-    qf2_target.load_state_dict(qf2.state_dict())
+    qf, qf_target = SoftQNetworks(obs_dim, act_dim).to(device), SoftQNetworks(obs_dim, act_dim).to(device)
+    qf_target.load_state_dict(qf.state_dict())  # theta_bar_i <- theta_i
     # fused=True: Adam's update as one kernel per device instead of a dozen small ops per tensor
-    q_optimizer = torch.optim.Adam([*qf1.parameters(), *qf2.parameters()], lr=args.q_lr, fused=True)
-    actor_optimizer = torch.optim.Adam(actor.parameters(), lr=args.policy_lr, fused=True)
+    q_optimizer = torch.optim.Adam(qf.parameters(), lr=args.q_lr, fused=True)
 
     # Temperature: alpha = exp(log_alpha) keeps alpha > 0 for any gradient step on log_alpha.
     target_entropy = -float(act_dim)  # H-bar = -|A|
+    log_alpha = torch.tensor([0.0 if args.autotune else math.log(args.alpha)], device=device)
+    alpha = log_alpha.exp()  # a tensor, never a Python float: reading it back would sync the device
+    # One Adam for phi and (with --autotune) log_alpha: Adam treats each parameter on its own, so this is the
+    # same as one optimizer each, with one step call instead of two.
+    policy_params = [{"params": actor.parameters()}]
     if args.autotune:
-        log_alpha = torch.zeros(1, device=device, requires_grad=True)
-        alpha_optimizer = torch.optim.Adam([log_alpha], lr=args.policy_lr, fused=True)
-    else:
-        log_alpha, alpha_optimizer = torch.tensor([math.log(args.alpha)], device=device), None
-    alpha = log_alpha.detach().exp()  # a tensor, never a Python float: reading it back would sync the device
+        log_alpha.requires_grad_(True)
+        policy_params.append({"params": [log_alpha]})
+    policy_optimizer = torch.optim.Adam(policy_params, lr=args.policy_lr, fused=True)
 
     rb = ReplayBuffer(args.buffer_size, obs_dim, act_dim, device)
     log, progress = RunLog(writer, args.num_envs), Progress(args.total_timesteps)
     eval_env, last_eval, losses, n_updates = make_env(args.env_id, render=args.capture_video), None, {}, 0
     obs, _ = envs.reset(seed=args.seed)
     obs = torch.as_tensor(obs, dtype=torch.float32, device=device)
+    update_q, update_pi = compiled_updates(args)  # update_critics and update_actor_and_alpha, or their compiled forms
+    quiet_garbage_collector()
 
     for iteration in range(1, args.total_timesteps // args.num_envs + 1):
         global_step = iteration * args.num_envs
@@ -335,19 +356,16 @@ def train(args: Args) -> None:
         # Learn: one gradient step on the critics, the delayed actor and alpha steps, the targets' update.
         if global_step > args.learning_starts:
             batch = rb.sample(args.batch_size)
-            losses.update(
-                update_critics(batch, actor, qf1, qf2, qf1_target, qf2_target, q_optimizer, alpha, args.gamma)
-            )
+            losses.update(update_q(batch, actor, qf, qf_target, q_optimizer, alpha, args.gamma))
             n_updates += 1
             if n_updates % args.policy_frequency == 0:
                 for _ in range(args.policy_frequency):  # catch up on the delayed updates (TD3), same minibatch
-                    actor_losses, alpha = update_actor_and_alpha(
-                        batch.obs, actor, qf1, qf2, actor_optimizer, alpha, log_alpha, alpha_optimizer, target_entropy
+                    actor_losses, alpha = update_pi(
+                        batch.obs, actor, qf, policy_optimizer, alpha, log_alpha, target_entropy, args.autotune
                     )
                     losses.update(actor_losses)
             if n_updates % args.target_network_frequency == 0:
-                polyak_update(qf1_target, qf1, args.tau)
-                polyak_update(qf2_target, qf2, args.tau)
+                polyak_update(qf_target, qf, args.tau)
 
         log.maybe_losses(losses, alpha, global_step)
         last_eval = maybe_evaluate(args, actor, eval_env, global_step, writer, run_name, device, last_eval)
@@ -356,7 +374,7 @@ def train(args: Args) -> None:
     progress.close()
     final_evaluation(args, actor, eval_env, global_step, writer, run_name, device, last_eval)
     if args.save_model:
-        save_model(args, run_name, actor, qf1, qf2, qf1_target, qf2_target, log_alpha)
+        save_model(args, run_name, actor, qf, qf_target, log_alpha)
     envs.close()
     eval_env.close()
     writer.close()
@@ -393,6 +411,12 @@ def check_inputs(args: Args) -> tuple[int, int]:
     if args.learning_starts >= last_step:
         fail(f"--learning-starts ({args.learning_starts}) must be below --total-timesteps "
              f"({args.total_timesteps}, a multiple of --num-envs {args.num_envs}), or nothing is learned")  # fmt: skip
+    if args.cudagraphs and not (args.cuda and torch.cuda.is_available()):
+        fail("--cudagraphs needs a CUDA device" + (" (it was turned off by --no-cuda)" if not args.cuda else
+                                                    ": torch sees none on this machine"))  # fmt: skip
+    on_cpu = not (args.cuda and torch.cuda.is_available())
+    if args.compile and on_cpu and shutil.which(os.environ.get("CXX", "g++")) is None:
+        fail("--compile on the CPU needs a C++ compiler (g++, or the one named by $CXX); none was found")
     if args.track:
         try:
             import wandb  # noqa: F401
@@ -454,6 +478,35 @@ def use_headless_rendering() -> None:
     """MuJoCo renders through GLFW by default, which needs a display; without one, use EGL."""
     if sys.platform.startswith("linux") and not os.environ.get("DISPLAY"):
         os.environ.setdefault("MUJOCO_GL", "egl")
+
+
+def compiled_updates(args: Args):
+    """The two update steps: as written (eager), or with --compile as torch.compile graphs, and with --cudagraphs
+    also recorded once and replayed as CUDA graphs (torch.compile's "reduce-overhead" mode)."""
+    if not (args.compile or args.cudagraphs):
+        return update_critics, update_actor_and_alpha
+    mode = "reduce-overhead" if args.cudagraphs else None
+    steps = [torch.compile(update, mode=mode) for update in (update_critics, update_actor_and_alpha)]
+    if not args.cudagraphs:
+        return steps
+
+    def replayed(step):
+        def run(*inputs):
+            torch.compiler.cudagraph_mark_step_begin()  # each call is a new step: its graph may reuse memory
+            # A replay overwrites the graph's previous outputs: keep copies of what the loop holds on to.
+            return torch.utils._pytree.tree_map_only(torch.Tensor, torch.clone, step(*inputs))
+
+        return run
+
+    return [replayed(step) for step in steps]
+
+
+def quiet_garbage_collector() -> None:
+    """Python's cycle collector runs every 700 new objects, and one update makes hundreds (tensors, autograd
+    nodes), so it scanned the whole heap several times per step (~10% of the time). Objects made before training
+    are frozen out of its scans, and it runs every 50,000 new objects instead."""
+    gc.freeze()
+    gc.set_threshold(50_000)
 
 
 def crossed(global_step: int, step_size: int, every: int) -> bool:
@@ -571,9 +624,9 @@ def final_evaluation(args, actor, eval_env, global_step, writer, run_name, devic
           f"over {args.eval_episodes} episodes")  # fmt: skip
 
 
-def save_model(args, run_name, actor, qf1, qf2, qf1_target, qf2_target, log_alpha) -> None:
+def save_model(args, run_name, actor, qf, qf_target, log_alpha) -> None:
     path = f"runs/{run_name}/{args.exp_name}.pt"
-    modules = {"actor": actor, "qf1": qf1, "qf2": qf2, "qf1_target": qf1_target, "qf2_target": qf2_target}
+    modules = {"actor": actor, "qf": qf, "qf_target": qf_target}
     state = {name: module.state_dict() for name, module in modules.items()}
     state["log_alpha"] = log_alpha.detach().cpu()
     torch.save({"script": "sac_continuous_action", "args": asdict(args), **state}, path)

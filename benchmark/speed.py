@@ -1,21 +1,56 @@
-"""Environment steps per second once learning has started, measured on real training runs.
+"""Environment steps per second once learning has started: each mode of each script, and Stable-Baselines3.
 
-    python benchmark/speed.py --env-id Hopper-v5 --updates 5000 --repeats 1
+    pip install -r requirements-bench.txt       # adds Stable-Baselines3, the peer (not needed for training)
+    python benchmark/speed.py --env-id Hopper-v5 --updates 3000 --repeats 3
 
-Each run trains sac_continuous_action.py from scratch for learning_starts + `updates` env steps (one gradient
-update per env step after learning starts) in a temporary directory, and the rate is read from the wall times
-of its TensorBoard charts/SPS points: (last step - first step after learning starts) / (their time apart).
+Every run trains from scratch in a temporary directory for learning_starts + `updates` env steps, one gradient
+update per env step once learning has started (batch 256, 256x256 networks, automatic alpha). The runs are
+alternated (mode 1, mode 2, ..., then again) so that a machine whose speed drifts treats every mode alike.
+A script's rate is read from the wall times of its TensorBoard charts/SPS points after learning starts; the
+peer's from a callback at the same steps. The table gives the mean and spread over the repeats and the ratios
+to Stable-Baselines3 and to the script's eager mode. Modes that need a GPU run only where CUDA is available.
 """
 
 import argparse
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+SCRIPTS = ["sac_continuous_action.py", "sac_v1_value.py"]  # those that exist are measured
+CPU_MODES = {"eager": ["--no-cuda"], "compile": ["--no-cuda", "--compile"]}
+CUDA_MODES = {"cuda": ["--cuda"], "cuda+compile": ["--cuda", "--compile"],
+              "cuda+compile+cudagraphs": ["--cuda", "--compile", "--cudagraphs"]}  # fmt: skip
+PEER = "stable-baselines3"
+
+# Stable-Baselines3's SAC with the settings of our scripts; it prints its rate after learning starts.
+PEER_PROGRAM = """
+import sys, time
+import gymnasium as gym, torch
+from stable_baselines3 import SAC
+from stable_baselines3.common.callbacks import BaseCallback
+env_id, learning_starts, total, threads, seed, device = sys.argv[1:7]
+learning_starts, total, threads = int(learning_starts), int(total), int(threads)
+torch.set_num_threads(threads)
+class Clock(BaseCallback):
+    def __init__(self):
+        super().__init__()
+        self.times = {}
+    def _on_step(self):
+        if self.num_timesteps in (learning_starts + 1, total):
+            self.times[self.num_timesteps] = time.perf_counter()
+        return True
+model = SAC("MlpPolicy", gym.make(env_id), learning_starts=learning_starts, batch_size=256, buffer_size=1_000_000,
+            train_freq=1, gradient_steps=1, ent_coef="auto", policy_kwargs={"net_arch": [256, 256]},
+            seed=int(seed), device=device)
+clock = Clock()
+model.learn(total, callback=clock)
+print((total - learning_starts - 1) / (clock.times[total] - clock.times[learning_starts + 1]))
+"""
 
 
 def steps_per_second_after(run_dir: Path, learning_starts: int) -> float:
@@ -28,37 +63,89 @@ def steps_per_second_after(run_dir: Path, learning_starts: int) -> float:
     return (last.step - first.step) / (last.wall_time - first.wall_time)
 
 
+def measure(script: str | None, flags: list[str], args, seed: int) -> float:
+    """One training run in a fresh temporary directory; its env steps/s after learning starts."""
+    total = args.learning_starts + args.updates
+    with tempfile.TemporaryDirectory() as cwd:
+        if script is None:  # the peer
+            device = "cuda" if "--cuda" in flags else "cpu"
+            command = [sys.executable, "-c", PEER_PROGRAM, args.env_id, str(args.learning_starts), str(total),
+                       str(args.threads), str(seed), device]  # fmt: skip
+            out = subprocess.run(command, cwd=cwd, check=True, capture_output=True, text=True).stdout
+            return float(out.split()[-1])
+        command = [sys.executable, str(ROOT / script), "--env-id", args.env_id, "--total-timesteps", str(total),
+                   "--learning-starts", str(args.learning_starts), "--threads", str(args.threads),
+                   "--eval-frequency", str(total), "--eval-episodes", "1", "--seed", str(seed), *flags]  # fmt: skip
+        subprocess.run(command, cwd=cwd, check=True, stdout=subprocess.DEVNULL)
+        (run_dir,) = (Path(cwd) / "runs").iterdir()
+        return steps_per_second_after(run_dir, args.learning_starts)
+
+
 def machine() -> str:
-    """The CPU model and core count (Linux reports the model in /proc/cpuinfo, not platform.processor())."""
+    """The CPU model and core count (Linux reports the model in /proc/cpuinfo, not platform.processor()),
+    and the GPU where there is one."""
+    import torch
+
     cpuinfo = Path("/proc/cpuinfo")
     models = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
               if line.startswith("model name")] if cpuinfo.exists() else []  # fmt: skip
-    return f"{models[0] if models else platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
+    cpu = f"{models[0] if models else platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
+    gpu = f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
+    return f"{cpu}{gpu}, torch {torch.__version__}"
+
+
+def runs_to_make(args) -> list[tuple[str, str | None, list[str]]]:
+    """(label, script or None for the peer, flags) for every mode asked for."""
+    import importlib.util
+
+    import torch
+
+    modes = dict(CPU_MODES)
+    if torch.cuda.is_available():
+        modes.update(CUDA_MODES)
+    wanted = args.modes or [*modes, PEER]
+    unknown = sorted(set(wanted) - {*modes, PEER})
+    if unknown:
+        raise SystemExit(f"speed.py: error: unknown or unavailable --modes {unknown}; here: {[*modes, PEER]}")
+    scripts = [s for s in (args.scripts or SCRIPTS) if (ROOT / s).exists() or Path(s).exists()]
+    runs = [(f"{Path(s).stem} {m}", s, modes[m]) for s in scripts for m in wanted if m != PEER]
+    if PEER in wanted:
+        if importlib.util.find_spec("stable_baselines3") is None:
+            raise SystemExit("speed.py: error: the peer needs Stable-Baselines3: pip install -r requirements-bench.txt")
+        runs.append((f"{PEER} (cpu)", None, ["--no-cuda"]))
+        if torch.cuda.is_available():
+            runs.append((f"{PEER} (cuda)", None, ["--cuda"]))
+    return runs
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env-id", default="Hopper-v5")
     parser.add_argument("--learning-starts", type=int, default=5000)
-    parser.add_argument("--updates", type=int, default=5000, help="env steps (= updates) timed after learning starts")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=1)
-    args, extra = parser.parse_known_args()  # anything else goes to the script, e.g. --no-cuda
-    rates = []
+    parser.add_argument("--updates", type=int, default=3000, help="env steps (= updates) timed after learning starts")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads of every run")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each mode, alternated")
+    parser.add_argument("--modes", nargs="*", help=f"default: all ({', '.join([*CPU_MODES, *CUDA_MODES, PEER])})")
+    parser.add_argument("--scripts", nargs="*", help=f"default: those of {SCRIPTS} that exist")
+    args = parser.parse_args()
+    runs = runs_to_make(args)
+    rates: dict[str, list[float]] = {label: [] for label, _, _ in runs}
     for repeat in range(args.repeats):
-        with tempfile.TemporaryDirectory() as cwd:
-            total = args.learning_starts + args.updates
-            command = [sys.executable, str(ROOT / "sac_continuous_action.py"), "--env-id", args.env_id,
-                       "--total-timesteps", str(total), "--learning-starts", str(args.learning_starts),
-                       "--threads", str(args.threads), "--eval-frequency", str(total), "--eval-episodes", "1",
-                       "--seed", str(repeat + 1), *extra]  # fmt: skip
-            subprocess.run(command, cwd=cwd, check=True, stdout=subprocess.DEVNULL)
-            (run_dir,) = (Path(cwd) / "runs").iterdir()
-            rates.append(steps_per_second_after(run_dir, args.learning_starts))
-            print(f"run {repeat + 1}: {rates[-1]:.1f} env steps/s after learning starts", flush=True)
-    mean = sum(rates) / len(rates)
-    print(f"{args.env_id}, {args.threads} threads, {args.updates} updates timed, {machine()}: "
-          f"mean {mean:.1f} env steps/s over {len(rates)} runs")  # fmt: skip
+        for label, script, flags in runs:
+            rates[label].append(measure(script, flags, args, seed=repeat + 1))
+            print(f"repeat {repeat + 1}/{args.repeats} {label}: {rates[label][-1]:.1f} env steps/s", flush=True)
+
+    means = {label: statistics.mean(r) for label, r in rates.items()}
+    peer = means.get(f"{PEER} (cpu)")
+    print(f"\n{args.env_id}, {args.threads} threads, {args.updates} updates timed after {args.learning_starts} "
+          f"random steps, {args.repeats} runs each, alternated; {machine()}\n")  # fmt: skip
+    print("| run | env steps/s | vs SB3 (cpu) | vs eager |\n|-|-|-|-|")
+    for label, r in rates.items():
+        spread = f" ± {statistics.stdev(r):.1f}" if len(r) > 1 else ""
+        eager = means.get(f"{label.split()[0]} eager")
+        versus_peer = f"{means[label] / peer:.2f}x" if peer else "-"
+        versus_eager = f"{means[label] / eager:.2f}x" if eager and not label.startswith(PEER) else "-"
+        print(f"| {label} | {means[label]:.1f}{spread} | {versus_peer} | {versus_eager} |")
 
 
 if __name__ == "__main__":

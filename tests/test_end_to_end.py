@@ -58,7 +58,7 @@ def test_saved_model_evaluates_to_the_runs_final_evaluation(pendulum_run):
     cwd, path, result = pendulum_run
     model = path / "sac_continuous_action.pt"
     saved = torch.load(model, weights_only=True)
-    assert {"actor", "qf1", "qf2", "qf1_target", "qf2_target", "log_alpha", "args"} <= set(saved)
+    assert {"actor", "qf", "qf_target", "log_alpha", "args"} <= set(saved)
     assert saved["args"]["env_id"] == "Pendulum-v1" and f"--eval-model {model.relative_to(cwd)}" in result.stdout
     # Same actor, same evaluation seed: the standalone evaluation replays the run's final one exactly.
     evaluation = run_ok("--eval-model", str(model), "--eval-episodes", "2", cwd=cwd)
@@ -94,7 +94,7 @@ def test_same_seed_gives_identical_results_on_cpu(tmp_path):
         (tmp_path / name).mkdir()
         run_ok(*flags, "--seed", seed, cwd=tmp_path / name)
     (a, logs_a), (b, logs_b), (c, _) = (final_state(tmp_path / name) for name in "abc")
-    for net in ["actor", "qf1", "qf2", "qf1_target", "qf2_target"]:
+    for net in ["actor", "qf", "qf_target"]:
         for key in a[net]:
             assert torch.equal(a[net][key], b[net][key]), (net, key)
     assert torch.equal(a["log_alpha"], b["log_alpha"])

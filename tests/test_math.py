@@ -1,5 +1,6 @@
 """The losses, the squashed-Gaussian density and the target update, against their definitions."""
 
+import copy
 import math
 
 import numpy as np
@@ -71,13 +72,45 @@ def test_soft_q_target_on_a_hand_built_batch(sac):
     torch.testing.assert_close(y, expected)
 
 
-def constant_q(sac, value, obs_dim=3, act_dim=1):
-    """A Q network whose output is `value` everywhere (last layer: zero weights, bias = value)."""
-    q = sac.SoftQNetwork(obs_dim, act_dim)
+def constant_q(sac, q1_value, q2_value, obs_dim=3, act_dim=1):
+    """Twin Q networks whose outputs are q1_value and q2_value everywhere (last layer: zero weights)."""
+    qf = sac.SoftQNetworks(obs_dim, act_dim)
     with torch.no_grad():
-        q.net[-1].weight.zero_()
-        q.net[-1].bias.fill_(value)
-    return q
+        qf.w3.zero_()
+        qf.b3.copy_(torch.tensor([q1_value, q2_value]).view(2, 1, 1))
+    return qf
+
+
+def plain_twin_critics(qf):
+    """The plain definition of the twin critics: two nn.Sequential MLPs, given the stacked module's weights."""
+    critics = []
+    for i in range(2):
+        layers = [torch.nn.Linear(w.shape[1], w.shape[2]) for w in (qf.w1, qf.w2, qf.w3)]
+        with torch.no_grad():
+            for layer, w, b in zip(layers, (qf.w1, qf.w2, qf.w3), (qf.b1, qf.b2, qf.b3), strict=True):
+                layer.weight.copy_(w[i].T)
+                layer.bias.copy_(b[i, 0])
+        critics.append(torch.nn.Sequential(layers[0], torch.nn.ReLU(), layers[1], torch.nn.ReLU(), layers[2]))
+    return critics
+
+
+def test_stacked_twin_critics_equal_two_plain_networks(sac):
+    # The batched network against its plain definition: outputs, and the gradients of one loss on both.
+    torch.manual_seed(0)
+    qf = sac.SoftQNetworks(5, 2)
+    qf1, qf2 = plain_twin_critics(qf)
+    obs, actions, y = torch.randn(64, 5), torch.rand(64, 2) * 2 - 1, torch.randn(64)
+    q1, q2 = qf(obs, actions)
+    x = torch.cat([obs, actions], 1)
+    torch.testing.assert_close(q1, qf1(x).squeeze(1))
+    torch.testing.assert_close(q2, qf2(x).squeeze(1))
+    assert not torch.allclose(q1, q2)  # two critics, initialised independently
+    ((q1 - y) ** 2 + (q2 - y) ** 2).mean().backward()
+    ((qf1(x).squeeze(1) - y) ** 2 + (qf2(x).squeeze(1) - y) ** 2).mean().backward()
+    for i, plain in enumerate((qf1, qf2)):
+        for w, b, layer in zip((qf.w1, qf.w2, qf.w3), (qf.b1, qf.b2, qf.b3), plain[::2], strict=True):
+            torch.testing.assert_close(w.grad[i].T, layer.weight.grad)
+            torch.testing.assert_close(b.grad[i, 0], layer.bias.grad)
 
 
 def test_critic_loss_regresses_both_critics_on_the_target_networks(sac):
@@ -85,32 +118,34 @@ def test_critic_loss_regresses_both_critics_on_the_target_networks(sac):
     batch = sac.Batch(obs=torch.randn(4, 3), actions=torch.rand(4, 1) * 2 - 1,
                       rewards=torch.tensor([1.0, 0.0, -2.0, 0.5]), next_obs=torch.randn(4, 3),
                       terminations=torch.tensor([0.0, 0.0, 1.0, 0.0]))  # fmt: skip
-    qf1, qf2 = constant_q(sac, 1.0), constant_q(sac, -3.0)
-    qf1_target, qf2_target = constant_q(sac, 7.0), constant_q(sac, 5.0)  # min over the targets: 5
-    optimizer = torch.optim.SGD([*qf1.parameters(), *qf2.parameters()], lr=0.0)
+    qf, qf_target = constant_q(sac, 1.0, -3.0), constant_q(sac, 7.0, 5.0)  # min over the targets: 5
+    optimizer = torch.optim.SGD(qf.parameters(), lr=0.0)
     alpha = torch.tensor(0.0)  # no entropy term: y = r + gamma (1 - d) 5
-    losses = sac.update_critics(batch, sac.Actor(3, 1), qf1, qf2, qf1_target, qf2_target, optimizer, alpha, 0.9)
+    losses = sac.update_critics(batch, sac.Actor(3, 1), qf, qf_target, optimizer, alpha, 0.9)
     y = batch.rewards + 0.9 * (1 - batch.terminations) * 5.0
     torch.testing.assert_close(losses["qf1_loss"], 0.5 * ((1.0 - y) ** 2).mean())
     torch.testing.assert_close(losses["qf2_loss"], 0.5 * ((-3.0 - y) ** 2).mean())
     torch.testing.assert_close(losses["qf_loss"], losses["qf1_loss"] + losses["qf2_loss"])
+    torch.testing.assert_close(losses["qf1_values"], torch.tensor(1.0))
 
 
 def test_actor_loss_uses_the_twin_minimum_and_leaves_q_weights_alone(sac):
     torch.manual_seed(0)
-    actor, qf1, qf2 = sac.Actor(3, 1), sac.SoftQNetwork(3, 1), sac.SoftQNetwork(3, 1)
+    actor, qf = sac.Actor(3, 1), sac.SoftQNetworks(3, 1)
+    qf1, qf2 = plain_twin_critics(qf)
     obs, alpha = torch.randn(32, 3), torch.tensor(0.3)
     torch.manual_seed(1)
     with torch.no_grad():
         actions, log_pi = actor.sample(obs)
-        expected = (alpha * log_pi - torch.min(qf1(obs, actions), qf2(obs, actions))).mean()
+        x = torch.cat([obs, actions], 1)
+        expected = (alpha * log_pi - torch.min(qf1(x), qf2(x)).squeeze(1)).mean()
     optimizer = torch.optim.SGD(actor.parameters(), lr=0.0)
     torch.manual_seed(1)  # the same noise eps inside the update
-    losses, new_alpha = sac.update_actor_and_alpha(obs, actor, qf1, qf2, optimizer, alpha, None, None, -1.0)
+    losses, new_alpha = sac.update_actor_and_alpha(obs, actor, qf, optimizer, alpha, None, -1.0, autotune=False)
     torch.testing.assert_close(losses["actor_loss"], expected)
     assert new_alpha is alpha and "alpha_loss" not in losses  # fixed alpha: untouched
     assert all(p.grad is not None for p in actor.parameters())
-    assert all(p.grad is None and p.requires_grad for q in (qf1, qf2) for p in q.parameters())
+    assert all(p.grad is None and p.requires_grad for p in qf.parameters())
 
 
 def test_alpha_moves_towards_the_target_entropy(sac):
@@ -124,22 +159,42 @@ def test_alpha_moves_towards_the_target_entropy(sac):
         assert np.sign(log_alpha.exp().item() - 1.0) == direction, log_pi_value
 
 
-def test_actor_update_steps_alpha_and_returns_it(sac):
+def test_one_policy_step_equals_separate_actor_and_alpha_steps(sac):
+    # The script steps phi and log_alpha with one backward pass and one Adam; the plain definition has an
+    # optimizer each, J_pi stepped first with the old alpha, then J(alpha) on the same log pi.
     torch.manual_seed(0)
-    actor, qf1, qf2 = sac.Actor(3, 1), sac.SoftQNetwork(3, 1), sac.SoftQNetwork(3, 1)
-    log_alpha = torch.zeros(1, requires_grad=True)
-    alpha_optimizer = torch.optim.Adam([log_alpha], lr=0.1)
-    actor_optimizer = torch.optim.Adam(actor.parameters(), lr=1e-3)
-    losses, alpha = sac.update_actor_and_alpha(torch.randn(32, 3), actor, qf1, qf2, actor_optimizer,
-                                               log_alpha.detach().exp(), log_alpha, alpha_optimizer, -1.0)  # fmt: skip
-    assert log_alpha.item() != 0.0 and "alpha_loss" in losses
-    torch.testing.assert_close(alpha, log_alpha.detach().exp())
-    assert not alpha.requires_grad
+    actor, qf, obs = sac.Actor(3, 2), sac.SoftQNetworks(3, 2), torch.randn(32, 3)
+    plain_actor, plain_log_alpha = copy.deepcopy(actor), torch.full((1,), 0.5, requires_grad=True)
+    log_alpha = torch.full((1,), 0.5, requires_grad=True)
+    policy_optimizer = torch.optim.Adam([{"params": actor.parameters()}, {"params": [log_alpha]}], lr=0.01)
+    actor_optimizer = torch.optim.Adam(plain_actor.parameters(), lr=0.01)
+    alpha_optimizer = torch.optim.Adam([plain_log_alpha], lr=0.01)
+    alpha, plain_alpha = log_alpha.detach().exp(), plain_log_alpha.detach().exp()
+    for step in range(3):
+        torch.manual_seed(10 + step)
+        losses, alpha = sac.update_actor_and_alpha(obs, actor, qf, policy_optimizer, alpha, log_alpha, -2.0, True)
+        torch.manual_seed(10 + step)
+        actions, log_pi = plain_actor.sample(obs)
+        actor_loss = (plain_alpha * log_pi - torch.min(*qf(obs, actions))).mean()
+        actor_optimizer.zero_grad()
+        actor_loss.backward()
+        actor_optimizer.step()
+        alpha_loss = (-plain_log_alpha.exp() * (log_pi.detach() - 2.0)).mean()
+        alpha_optimizer.zero_grad()
+        alpha_loss.backward()
+        alpha_optimizer.step()
+        plain_alpha = plain_log_alpha.detach().exp()
+        torch.testing.assert_close(losses["actor_loss"], actor_loss.detach())
+        torch.testing.assert_close(losses["alpha_loss"], alpha_loss.detach())
+    torch.testing.assert_close(alpha, plain_alpha)
+    assert log_alpha.item() != 0.5 and not alpha.requires_grad
+    for p, plain in zip(actor.parameters(), plain_actor.parameters(), strict=True):
+        torch.testing.assert_close(p, plain)
 
 
 def test_polyak_update(sac):
     torch.manual_seed(0)
-    source, target = sac.SoftQNetwork(3, 1), sac.SoftQNetwork(3, 1)
+    source, target = sac.SoftQNetworks(3, 1), sac.SoftQNetworks(3, 1)
     before = [p.detach().clone() for p in target.parameters()]
     sac.polyak_update(target, source, 0.1)
     for old, new, src in zip(before, target.parameters(), source.parameters(), strict=True):
