@@ -280,18 +280,13 @@ def update_actor_and_alpha(obs, actor, qf, policy_optimizer, alpha, log_alpha, t
     qf1_pi, qf2_pi = qf(obs, actions)
     qf.requires_grad_(True)
     actor_loss = (alpha * log_pi - torch.min(qf1_pi, qf2_pi)).mean()
-    losses = {"actor_loss": actor_loss.detach()}
-    loss = actor_loss
-    if autotune:
-        losses["alpha_loss"] = alpha_loss_fn(log_alpha, log_pi, target_entropy)
-        loss = actor_loss + losses["alpha_loss"]
+    alpha_loss = alpha_loss_fn(log_alpha, log_pi, target_entropy) if autotune else None
     policy_optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    (actor_loss if alpha_loss is None else actor_loss + alpha_loss).backward()
     policy_optimizer.step()
-    if autotune:
-        losses["alpha_loss"] = losses["alpha_loss"].detach()
-        alpha = log_alpha.detach().exp()
-    return losses, alpha
+    if alpha_loss is None:  # a fixed alpha
+        return {"actor_loss": actor_loss.detach()}, alpha
+    return {"actor_loss": actor_loss.detach(), "alpha_loss": alpha_loss.detach()}, log_alpha.detach().exp()
 
 
 @torch.no_grad()
@@ -411,11 +406,11 @@ def check_inputs(args: Args) -> tuple[int, int]:
     if args.learning_starts >= last_step:
         fail(f"--learning-starts ({args.learning_starts}) must be below --total-timesteps "
              f"({args.total_timesteps}, a multiple of --num-envs {args.num_envs}), or nothing is learned")  # fmt: skip
-    if args.cudagraphs and not (args.cuda and torch.cuda.is_available()):
-        fail("--cudagraphs needs a CUDA device" + (" (it was turned off by --no-cuda)" if not args.cuda else
-                                                    ": torch sees none on this machine"))  # fmt: skip
-    on_cpu = not (args.cuda and torch.cuda.is_available())
-    if args.compile and on_cpu and shutil.which(os.environ.get("CXX", "g++")) is None:
+    on_cuda = args.cuda and torch.cuda.is_available()
+    if args.cudagraphs and not on_cuda:
+        why = ": torch sees none here" if args.cuda else ", and --no-cuda was given"
+        fail(f"--cudagraphs needs a CUDA device{why}")
+    if args.compile and not on_cuda and shutil.which(os.environ.get("CXX", "g++")) is None:
         fail("--compile on the CPU needs a C++ compiler (g++, or the one named by $CXX); none was found")
     if args.track:
         try:

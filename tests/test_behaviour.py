@@ -88,7 +88,7 @@ BAD_ARGS = [
     ({"eval_episodes": 0}, "--eval-episodes must be positive"),
     ({"num_envs": 0}, "--num-envs must be positive"),
     ({"policy_frequency": 0}, "--policy-frequency must be positive"),
-    ({"cudagraphs": True, "cuda": False}, "--cudagraphs needs a CUDA device (it was turned off by --no-cuda)"),
+    ({"cudagraphs": True, "cuda": False}, "--cudagraphs needs a CUDA device, and --no-cuda was given"),
     ({"env_id": "NoSuchEnv-v0"}, "--env-id 'NoSuchEnv-v0' is not a registered gymnasium environment"),
     ({"env_id": "CartPole-v1"}, "has a discrete action space (Discrete(2)); use sac_discrete_atari.py"),
     ({"env_id": "tests/Unbounded-v0"}, "is unbounded; SAC needs finite bounds"),
