@@ -4,7 +4,8 @@
     python benchmark/speed.py --env-id Hopper-v5 --updates 3000 --repeats 3
 
 Every run trains from scratch in a temporary directory for learning_starts + `updates` env steps, one gradient
-update per env step once learning has started (batch 256, 256x256 networks, automatic alpha). The runs are
+update per env step once learning has started (batch 256, 256x256 networks; automatic alpha for SAC v2 and the
+peer, sac_v1_value.py at its defaults: a value network and a fixed alpha, and a V-Q-pi update every step). The runs are
 alternated (mode 1, mode 2, ..., then again) so that a machine whose speed drifts treats every mode alike.
 A script's rate is read from the wall times of its TensorBoard charts/SPS points after learning starts; the
 peer's from a callback at the same steps. The table gives the mean and spread over the repeats and the ratios

@@ -1,4 +1,4 @@
-"""Shared helpers: the script as a module and as a process, its TensorBoard logs, a tiny env."""
+"""Shared helpers: the scripts as modules and as processes, their TensorBoard logs, a tiny env, plain critics."""
 
 import importlib
 import os
@@ -12,26 +12,38 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "sac_continuous_action.py"
+CONTINUOUS = ["sac_continuous_action", "sac_v1_value"]  # the scripts for Box actions, alike outside the algorithm
 sys.path.insert(0, str(ROOT))
 torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
 def sac():
-    """sac_continuous_action.py imported as a module (its functions and classes)."""
+    """sac_continuous_action.py (SAC v2) imported as a module (its functions and classes)."""
     return importlib.import_module("sac_continuous_action")
 
 
-def run_script(*flags: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
-    """Run the script with `flags` in `cwd` (runs/ and videos/ land there); stdout and stderr captured."""
+@pytest.fixture(scope="session")
+def v1():
+    """sac_v1_value.py (SAC v1) imported as a module."""
+    return importlib.import_module("sac_v1_value")
+
+
+@pytest.fixture(scope="session", params=CONTINUOUS)
+def each_sac(request):
+    """Each continuous-action script as a module: a test that takes this runs once per script."""
+    return importlib.import_module(request.param)
+
+
+def run_script(*flags: str, cwd: Path, script: str = "sac_continuous_action", timeout: float = 600):
+    """Run a script with `flags` in `cwd` (runs/ and videos/ land there); stdout and stderr captured."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.run([sys.executable, str(SCRIPT), "--threads", "1", *flags], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout)  # fmt: skip
+    return subprocess.run([sys.executable, str(ROOT / f"{script}.py"), "--threads", "1", *flags], cwd=cwd,
+                          env=env, capture_output=True, text=True, timeout=timeout)  # fmt: skip
 
 
-def run_ok(*flags: str, cwd: Path) -> subprocess.CompletedProcess:
-    result = run_script(*flags, cwd=cwd)
+def run_ok(*flags: str, cwd: Path, script: str = "sac_continuous_action") -> subprocess.CompletedProcess:
+    result = run_script(*flags, cwd=cwd, script=script)
     assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     return result
 
@@ -72,3 +84,25 @@ class CounterEnv(gym.Env):
 
 
 gym.register("tests/Counter-v0", entry_point=CounterEnv, max_episode_steps=5)
+
+
+def constant_q(sac, q1_value, q2_value, obs_dim=3, act_dim=1):
+    """Twin Q networks whose outputs are q1_value and q2_value everywhere (last layer: zero weights)."""
+    qf = sac.SoftQNetworks(obs_dim, act_dim)
+    with torch.no_grad():
+        qf.w3.zero_()
+        qf.b3.copy_(torch.tensor([q1_value, q2_value]).view(2, 1, 1))
+    return qf
+
+
+def plain_twin_critics(qf):
+    """The plain definition of the twin critics: two nn.Sequential MLPs, given the stacked module's weights."""
+    critics = []
+    for i in range(2):
+        layers = [torch.nn.Linear(w.shape[1], w.shape[2]) for w in (qf.w1, qf.w2, qf.w3)]
+        with torch.no_grad():
+            for layer, w, b in zip(layers, (qf.w1, qf.w2, qf.w3), (qf.b1, qf.b2, qf.b3), strict=True):
+                layer.weight.copy_(w[i].T)
+                layer.bias.copy_(b[i, 0])
+        critics.append(torch.nn.Sequential(layers[0], torch.nn.ReLU(), layers[1], torch.nn.ReLU(), layers[2]))
+    return critics

@@ -1,12 +1,13 @@
-"""The replay buffer, what a time limit and a termination store, and the input checks."""
+"""The replay buffer, what a time limit and a termination store, and the input checks, in both continuous scripts."""
 
+import importlib
 import sys
 
 import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from conftest import CounterEnv, run_script
+from conftest import CONTINUOUS, CounterEnv, run_script
 
 gym.register("tests/CounterTerminating-v0", entry_point=CounterEnv, kwargs={"terminate_at": 3},
              max_episode_steps=5)  # fmt: skip
@@ -26,8 +27,8 @@ def collect(sac, env_id, num_envs, steps):
     return tuple(t[: rb.size].numpy() for t in (rb.obs, rb.actions, rb.rewards, rb.next_obs, rb.terminations))
 
 
-def test_time_limit_is_stored_as_a_bootstrapped_transition_with_the_real_last_observation(sac):
-    obs, actions, rewards, next_obs, terminations = collect(sac, "tests/Counter-v0", num_envs=2, steps=12)
+def test_time_limit_is_stored_as_a_bootstrapped_transition_with_the_real_last_observation(each_sac):
+    obs, actions, rewards, next_obs, terminations = collect(each_sac, "tests/Counter-v0", num_envs=2, steps=12)
     assert len(obs) == 24
     # Every stored transition is one real step: t -> t + 1 inside one episode, never across an autoreset.
     np.testing.assert_array_equal(next_obs[:, 0], obs[:, 0] + 1)
@@ -38,22 +39,22 @@ def test_time_limit_is_stored_as_a_bootstrapped_transition_with_the_real_last_ob
     assert np.all(terminations == 0)
 
 
-def test_termination_is_stored_as_terminal(sac):
-    obs, _, _, next_obs, terminations = collect(sac, "tests/CounterTerminating-v0", num_envs=1, steps=9)
+def test_termination_is_stored_as_terminal(each_sac):
+    obs, _, _, next_obs, terminations = collect(each_sac, "tests/CounterTerminating-v0", num_envs=1, steps=9)
     np.testing.assert_array_equal(next_obs[:, 0], obs[:, 0] + 1)
     np.testing.assert_array_equal(terminations, (next_obs[:, 0] == 3).astype(np.float32))
     assert terminations.sum() == 3
 
 
-def test_actions_in_the_unit_cube_reach_the_env_at_its_own_bounds(sac):
+def test_actions_in_the_unit_cube_reach_the_env_at_its_own_bounds(each_sac):
     # CounterEnv's action space is [-2, 3] and its reward is the action it received.
-    _, actions, rewards, _, _ = collect(sac, "tests/Counter-v0", num_envs=1, steps=6)
+    _, actions, rewards, _, _ = collect(each_sac, "tests/Counter-v0", num_envs=1, steps=6)
     np.testing.assert_allclose(rewards, -2 + (actions[:, 0] + 1) / 2 * 5)
     np.testing.assert_allclose(sorted(set(rewards.tolist())), [-2.0, 0.5, 3.0])
 
 
-def test_replay_buffer_wraps_around_and_samples_only_what_it_holds(sac):
-    rb = sac.ReplayBuffer(5, 1, 1, torch.device("cpu"))
+def test_replay_buffer_wraps_around_and_samples_only_what_it_holds(each_sac):
+    rb = each_sac.ReplayBuffer(5, 1, 1, torch.device("cpu"))
     for i in range(3):  # two sub-envs a step: 6 transitions into 5 places
         rb.add(np.array([[2 * i], [2 * i + 1]]), np.zeros((2, 1)), np.array([2 * i, 2 * i + 1]),
                np.zeros((2, 1)), np.zeros(2))  # fmt: skip
@@ -66,13 +67,13 @@ def test_replay_buffer_wraps_around_and_samples_only_what_it_holds(sac):
     torch.testing.assert_close(batch.obs[:, 0], batch.rewards)  # the fields of a transition stay together
 
 
-def test_partially_filled_buffer_samples_only_filled_rows(sac):
-    rb = sac.ReplayBuffer(100, 1, 1, torch.device("cpu"))
+def test_partially_filled_buffer_samples_only_filled_rows(each_sac):
+    rb = each_sac.ReplayBuffer(100, 1, 1, torch.device("cpu"))
     rb.add(np.array([[7.0], [8.0]]), np.zeros((2, 1)), np.ones(2), np.zeros((2, 1)), np.zeros(2))
     assert set(rb.sample(500).obs[:, 0].tolist()) == {7.0, 8.0}
 
 
-BAD_ARGS = [
+BAD_ARGS = [  # both scripts
     ({"batch_size": 0}, "--batch-size must be positive"),
     ({"total_timesteps": -5}, "--total-timesteps must be positive"),
     ({"buffer_size": 100, "batch_size": 256}, "--batch-size (256) must not exceed --buffer-size (100)"),
@@ -83,16 +84,24 @@ BAD_ARGS = [
     ({"tau": 0.0}, "--tau must be in (0, 1]"),
     ({"tau": 1.5}, "--tau must be in (0, 1]"),
     ({"q_lr": float("nan")}, "--q-lr must be a positive number"),
-    ({"alpha": -0.1}, "--alpha must be a positive number"),
     ({"eval_frequency": 0}, "--eval-frequency must be positive"),
     ({"eval_episodes": 0}, "--eval-episodes must be positive"),
     ({"num_envs": 0}, "--num-envs must be positive"),
-    ({"policy_frequency": 0}, "--policy-frequency must be positive"),
     ({"cudagraphs": True, "cuda": False}, "--cudagraphs needs a CUDA device, and --no-cuda was given"),
     ({"env_id": "NoSuchEnv-v0"}, "--env-id 'NoSuchEnv-v0' is not a registered gymnasium environment"),
     ({"env_id": "CartPole-v1"}, "has a discrete action space (Discrete(2)); use sac_discrete_atari.py"),
     ({"env_id": "tests/Unbounded-v0"}, "is unbounded; SAC needs finite bounds"),
     ({"env_id": "tests/DictObs-v0"}, "the observation space must be a 1-D Box"),
+]
+BAD_ARGS_V2 = [
+    ({"alpha": -0.1}, "--alpha must be a positive number"),
+    ({"policy_frequency": 0}, "--policy-frequency must be positive"),
+]
+BAD_ARGS_V1 = [
+    ({"vf_lr": 0.0}, "--vf-lr must be a positive number"),
+    ({"reward_scale": -1.0}, "--reward-scale must be a positive number"),
+    ({"policy_reg": -1e-3}, "--policy-reg must be a non-negative number"),
+    ({"policy_reg": float("nan")}, "--policy-reg must be a non-negative number"),
 ]
 
 
@@ -112,8 +121,13 @@ gym.register("tests/Unbounded-v0", entry_point=UnboundedActionEnv)
 gym.register("tests/DictObs-v0", entry_point=DictObsEnv)
 
 
-@pytest.mark.parametrize("overrides, message", BAD_ARGS)
-def test_bad_input_is_refused_with_one_line(sac, capsys, overrides, message):
+CASES = [("sac_continuous_action", *case) for case in BAD_ARGS + BAD_ARGS_V2]
+CASES += [("sac_v1_value", *case) for case in BAD_ARGS + BAD_ARGS_V1]
+
+
+@pytest.mark.parametrize("script, overrides, message", CASES)
+def test_bad_input_is_refused_with_one_line(script, overrides, message, capsys):
+    sac = importlib.import_module(script)
     with pytest.raises(SystemExit) as exit_info:
         sac.check_inputs(sac.Args(**overrides))
     assert exit_info.value.code == 2
@@ -121,36 +135,39 @@ def test_bad_input_is_refused_with_one_line(sac, capsys, overrides, message):
     assert message in err and err.count("\n") == 1, err
 
 
-def test_good_input_passes_the_checks(sac):
-    assert sac.check_inputs(sac.Args(env_id="Pendulum-v1")) == (3, 1)
-    assert sac.check_inputs(sac.Args(env_id="Hopper-v5")) == (11, 3)
+def test_good_input_passes_the_checks(each_sac):
+    assert each_sac.check_inputs(each_sac.Args(env_id="Pendulum-v1")) == (3, 1)
+    assert each_sac.check_inputs(each_sac.Args(env_id="Hopper-v5")) == (11, 3)
 
 
+@pytest.mark.parametrize("script", CONTINUOUS)
 @pytest.mark.parametrize("flags, message", [
     (["--env-id", "NoSuchEnv-v0"], "is not a registered gymnasium environment; list the ids with"),
     (["--env-id", "CartPole-v1"], "use sac_discrete_atari.py"),
     (["--eval-model", "missing.pt"], "--eval-model missing.pt: cannot load it"),
 ])  # fmt: skip
-def test_bad_input_from_the_command_line_exits_2_before_training(tmp_path, flags, message):
-    result = run_script(*flags, cwd=tmp_path)
+def test_bad_input_from_the_command_line_exits_2_before_training(tmp_path, script, flags, message):
+    result = run_script(*flags, cwd=tmp_path, script=script)
     assert result.returncode == 2
     assert message in result.stderr and result.stderr.count("\n") == 1, result.stderr
     assert "Traceback" not in result.stderr + result.stdout
     assert not (tmp_path / "runs").exists()  # nothing was started
 
 
-def test_track_without_wandb_is_refused(sac, capsys, monkeypatch):
+def test_track_without_wandb_is_refused(each_sac, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "wandb", None)  # makes `import wandb` raise ImportError
     with pytest.raises(SystemExit) as exit_info:
-        sac.check_inputs(sac.Args(env_id="Pendulum-v1", track=True))
+        each_sac.check_inputs(each_sac.Args(env_id="Pendulum-v1", track=True))
     assert exit_info.value.code == 2 and "--track needs Weights & Biases: pip install wandb" in capsys.readouterr().err
 
 
-def test_eval_model_refuses_a_file_that_is_not_a_saved_model(sac, capsys, tmp_path):
-    for name, content in [("other.pt", {"actor": {}}), ("garbage.pt", None)]:
+def test_eval_model_refuses_a_file_that_is_not_a_saved_model(each_sac, capsys, tmp_path):
+    other_script = next(name for name in CONTINUOUS if name != each_sac.__name__)
+    cases = [("other.pt", {"actor": {}}), ("garbage.pt", None), ("other_script.pt", {"script": other_script})]
+    for name, content in cases:
         path = tmp_path / name
         torch.save(content, path) if content is not None else path.write_bytes(b"not a torch file")
         with pytest.raises(SystemExit) as exit_info:
-            sac.evaluate_saved_model(sac.Args(eval_model=str(path)))
+            each_sac.evaluate_saved_model(each_sac.Args(eval_model=str(path)))
         err = capsys.readouterr().err
         assert exit_info.value.code == 2 and f"--eval-model {path}" in err and err.count("\n") == 1, err

@@ -1,7 +1,9 @@
-"""--compile: the compiled update steps compute what the eager ones do (on the CPU, inductor's C++ kernels)."""
+"""--compile: the compiled update steps compute what the eager ones do (on the CPU, inductor's C++ kernels),
+in both continuous scripts."""
 
 import copy
 
+import pytest
 import torch
 import torch._inductor.config
 
@@ -22,15 +24,33 @@ def train_a_little(sac, update_q, update_pi, nets, batches):
     return losses, params + [log_alpha.detach().clone(), alpha]
 
 
-def test_compiled_updates_equal_eager_updates(sac, monkeypatch):
-    # inductor draws its own random numbers unless told to use eager's generator: with it, the same noise eps
-    monkeypatch.setattr(torch._inductor.config, "fallback_random", True)
+@pytest.fixture(autouse=True)
+def eager_random_numbers():
+    """inductor draws its own random numbers unless told to use eager's generator: with it, the same noise eps."""
+    with torch._inductor.config.patch(fallback_random=True):
+        yield
+
+
+def random_batches(sac, n=3):
     torch.manual_seed(0)
+    return [sac.Batch(obs=torch.randn(64, 5), actions=torch.rand(64, 2) * 2 - 1, rewards=torch.randn(64),
+                      next_obs=torch.randn(64, 5), terminations=(torch.rand(64) < 0.2).float())
+            for _ in range(n)]  # fmt: skip
+
+
+def assert_same_run(compiled_losses, eager_losses, compiled_params, eager_params):
+    assert [set(losses) for losses in compiled_losses] == [set(losses) for losses in eager_losses]
+    for compiled, eager in zip(compiled_losses, eager_losses, strict=True):
+        for name in eager:
+            torch.testing.assert_close(compiled[name], eager[name], rtol=1e-4, atol=1e-5, msg=name)
+    for compiled, eager in zip(compiled_params, eager_params, strict=True):
+        torch.testing.assert_close(compiled, eager, rtol=1e-4, atol=1e-5)
+
+
+def test_compiled_updates_equal_eager_updates(sac):
+    batches = random_batches(sac)
     actor, qf = sac.Actor(5, 2), sac.SoftQNetworks(5, 2)
     nets = (actor, qf, copy.deepcopy(qf), torch.zeros(1, requires_grad=True))
-    batches = [sac.Batch(obs=torch.randn(64, 5), actions=torch.rand(64, 2) * 2 - 1, rewards=torch.randn(64),
-                         next_obs=torch.randn(64, 5), terminations=(torch.rand(64) < 0.2).float())
-               for _ in range(3)]  # fmt: skip
 
     eager_updates = sac.compiled_updates(sac.Args())
     compiled_updates = sac.compiled_updates(sac.Args(compile=True))
@@ -38,11 +58,35 @@ def test_compiled_updates_equal_eager_updates(sac, monkeypatch):
     assert all(compiled is not eager for compiled, eager in zip(compiled_updates, eager_updates, strict=True))
     eager_losses, eager_params = train_a_little(sac, *eager_updates, copy.deepcopy(nets), batches)
     compiled_losses, compiled_params = train_a_little(sac, *compiled_updates, copy.deepcopy(nets), batches)
+    assert_same_run(compiled_losses, eager_losses, compiled_params, eager_params)
+    assert not torch.equal(eager_params[-1], torch.ones(1))  # alpha moved: the runs compared did learn
 
-    assert [set(losses) for losses in compiled_losses] == [set(losses) for losses in eager_losses]
-    for compiled, eager in zip(compiled_losses, eager_losses, strict=True):
-        for name in eager:
-            torch.testing.assert_close(compiled[name], eager[name], rtol=1e-4, atol=1e-5, msg=name)
-    for compiled, eager in zip(compiled_params, eager_params, strict=True):
-        torch.testing.assert_close(compiled, eager, rtol=1e-4, atol=1e-5)
+
+def test_compiled_v1_update_equals_eager_update(v1):
+    batches = random_batches(v1)
+    nets = (
+        v1.Actor(5, 2),
+        v1.SoftQNetworks(5, 2),
+        v1.ValueNetwork(5),
+        v1.ValueNetwork(5),
+        torch.zeros(1, requires_grad=True),
+    )
+    args = v1.Args(autotune=True, policy_reg=1e-3)
+    assert v1.compiled_update(args) is v1.update
+
+    def train_a_little(update, nets):
+        actor, qf, vf, vf_target, log_alpha = nets
+        groups = [{"params": net.parameters()} for net in (vf, qf, actor)] + [{"params": [log_alpha]}]
+        optimizer, alpha, losses = torch.optim.Adam(groups, lr=1e-3, fused=True), log_alpha.detach().exp(), []
+        for i, batch in enumerate(batches):
+            torch.manual_seed(100 + i)
+            step_losses, alpha = update(batch, actor, qf, vf, vf_target, optimizer, alpha, log_alpha, -2.0, args)
+            losses.append(step_losses)
+            v1.polyak_update(vf_target, vf, 0.005)
+        return losses, [p.detach().clone() for net in nets[:4] for p in net.parameters()] + [alpha]
+
+    eager_losses, eager_params = train_a_little(v1.update, copy.deepcopy(nets))
+    compiled = v1.compiled_update(v1.Args(compile=True))
+    compiled_losses, compiled_params = train_a_little(compiled, copy.deepcopy(nets))
+    assert_same_run(compiled_losses, eager_losses, compiled_params, eager_params)
     assert not torch.equal(eager_params[-1], torch.ones(1))  # alpha moved: the runs compared did learn

@@ -1,16 +1,24 @@
-"""The script as a user runs it: a subprocess, its TensorBoard file, its saved model and videos read back."""
+"""The scripts as a user runs them: a subprocess, its TensorBoard file, its saved model and videos read back."""
 
 import re
 
 import pytest
 import torch
-from conftest import read_scalars, run_dir, run_ok
+from conftest import CONTINUOUS, read_scalars, run_dir, run_ok
 
 COMMON_TAGS = {
     "charts/episodic_return", "charts/episodic_length", "charts/SPS", "eval/episodic_return", "eval/episodic_length",
     "losses/qf1_values", "losses/qf2_values", "losses/qf1_loss", "losses/qf2_loss", "losses/qf_loss",
-    "losses/actor_loss", "losses/alpha", "losses/alpha_loss",
+    "losses/actor_loss", "losses/alpha",
 }  # fmt: skip
+TAGS = {  # what each script logs at its defaults: SAC v2 tunes alpha, SAC v1 has a value network
+    "sac_continuous_action": COMMON_TAGS | {"losses/alpha_loss"},
+    "sac_v1_value": COMMON_TAGS | {"losses/vf_loss", "losses/vf_values"},
+}
+SAVED = {  # the networks each script saves
+    "sac_continuous_action": ["actor", "qf", "qf_target"],
+    "sac_v1_value": ["actor", "qf", "vf", "vf_target"],
+}
 
 
 def logged_every_100(first: int, last: int, num_envs: int) -> list[int]:
@@ -18,20 +26,21 @@ def logged_every_100(first: int, last: int, num_envs: int) -> list[int]:
     return [s for s in range(first + num_envs, last + 1, num_envs) if s // 100 > (s - num_envs) // 100]
 
 
-@pytest.fixture(scope="module")
-def pendulum_run(tmp_path_factory):
-    """Pendulum-v1 with 3 sub-envs (500 steps each), past learning_starts, with videos and a saved model."""
-    cwd = tmp_path_factory.mktemp("pendulum")
+@pytest.fixture(scope="module", params=CONTINUOUS)
+def pendulum_run(request, tmp_path_factory):
+    """Pendulum-v1 with 3 sub-envs (500 steps each), past learning_starts, with videos and a saved model;
+    once per script: (script, cwd, run directory, the finished process)."""
+    cwd = tmp_path_factory.mktemp(f"pendulum_{request.param}")
     result = run_ok("--env-id", "Pendulum-v1", "--num-envs", "3", "--total-timesteps", "1500",
-                    "--learning-starts", "600", "--batch-size", "64", "--eval-frequency", "600",
-                    "--eval-episodes", "2", "--capture-video", "--save-model", cwd=cwd)  # fmt: skip
-    return cwd, run_dir(cwd), result
+                    "--learning-starts", "600", "--batch-size", "64", "--eval-frequency", "600", "--eval-episodes",
+                    "2", "--capture-video", "--save-model", cwd=cwd, script=request.param)  # fmt: skip
+    return request.param, cwd, run_dir(cwd), result
 
 
 def test_pendulum_logs_every_metric_at_the_right_steps(pendulum_run):
-    _, path, _ = pendulum_run
+    script, _, path, _ = pendulum_run
     scalars = read_scalars(path)
-    assert COMMON_TAGS <= set(scalars)
+    assert set(scalars) == TAGS[script]
     # Every sub-env's episodes (200 steps each) are logged: 3 end at env step 600, 3 at 1200.
     assert [step for step, _ in scalars["charts/episodic_return"]] == [600] * 3 + [1200] * 3
     assert {value for _, value in scalars["charts/episodic_length"]} == {200}
@@ -47,7 +56,7 @@ def test_pendulum_logs_every_metric_at_the_right_steps(pendulum_run):
 def test_pendulum_records_a_video_of_each_evaluation(pendulum_run):
     from moviepy import VideoFileClip
 
-    cwd, path, _ = pendulum_run
+    _, cwd, path, _ = pendulum_run
     videos = sorted((cwd / "videos" / path.name).glob("*.mp4"))
     assert [v.name for v in videos] == [f"eval-step{s}-episode-0.mp4" for s in (1200, 1500, 600)]
     with VideoFileClip(str(videos[0])) as clip:
@@ -55,46 +64,51 @@ def test_pendulum_records_a_video_of_each_evaluation(pendulum_run):
 
 
 def test_saved_model_evaluates_to_the_runs_final_evaluation(pendulum_run):
-    cwd, path, result = pendulum_run
-    model = path / "sac_continuous_action.pt"
+    script, cwd, path, result = pendulum_run
+    model = path / f"{script}.pt"
     saved = torch.load(model, weights_only=True)
-    assert {"actor", "qf", "qf_target", "log_alpha", "args"} <= set(saved)
+    assert set(saved) == {*SAVED[script], "log_alpha", "args", "script"}
     assert saved["args"]["env_id"] == "Pendulum-v1" and f"--eval-model {model.relative_to(cwd)}" in result.stdout
     # Same actor, same evaluation seed: the standalone evaluation replays the run's final one exactly.
-    evaluation = run_ok("--eval-model", str(model), "--eval-episodes", "2", cwd=cwd)
+    evaluation = run_ok("--eval-model", str(model), "--eval-episodes", "2", cwd=cwd, script=script)
     printed = float(re.search(r"Pendulum-v1: return (-?[\d.]+)", evaluation.stdout).group(1))
     final_logged = read_scalars(path)["eval/episodic_return"][-1][1]
     assert abs(printed - final_logged) < 0.06, (printed, final_logged)
 
 
-def test_hopper_trains_saves_and_its_model_renders_a_video(tmp_path):
+@pytest.mark.parametrize("script, extra", [("sac_continuous_action", []),
+                                           ("sac_v1_value", ["--autotune", "--policy-reg", "1e-3"])])  # fmt: skip
+def test_hopper_trains_saves_and_its_model_renders_a_video(tmp_path, script, extra):
     run_ok("--env-id", "Hopper-v5", "--total-timesteps", "700", "--learning-starts", "500", "--batch-size", "64",
-           "--eval-frequency", "700", "--eval-episodes", "1", "--save-model", cwd=tmp_path)  # fmt: skip
+           "--eval-frequency", "700", "--eval-episodes", "1", "--save-model", *extra,
+           cwd=tmp_path, script=script)  # fmt: skip
     path = run_dir(tmp_path)
     scalars = read_scalars(path)
-    assert COMMON_TAGS <= set(scalars)
+    assert set(scalars) == TAGS[script] | {"losses/alpha_loss"}  # v1 with --autotune tunes alpha as well
     assert [step for step, _ in scalars["losses/qf1_loss"]] == [600, 700]
     assert scalars["eval/episodic_return"][0][0] == 700
-    evaluation = run_ok("--eval-model", str(path / "sac_continuous_action.pt"), "--eval-episodes", "1",
-                        "--capture-video", cwd=tmp_path)  # fmt: skip
+    assert scalars["losses/alpha"][-1][1] != 1.0  # alpha (from 1) is learnt in both
+    evaluation = run_ok("--eval-model", str(path / f"{script}.pt"), "--eval-episodes", "1", "--capture-video",
+                        cwd=tmp_path, script=script)  # fmt: skip
     (video,) = (tmp_path / "videos").glob("Hopper-v5__*__eval__*/*.mp4")  # MuJoCo rendered headless
     assert video.stat().st_size > 1000 and "Hopper-v5: return" in evaluation.stdout
 
 
-def final_state(cwd):
-    saved = torch.load(run_dir(cwd) / "sac_continuous_action.pt", weights_only=True)
+def final_state(cwd, script):
+    saved = torch.load(run_dir(cwd) / f"{script}.pt", weights_only=True)
     scalars = {tag: values for tag, values in read_scalars(run_dir(cwd)).items() if tag != "charts/SPS"}
     return saved, scalars
 
 
-def test_same_seed_gives_identical_results_on_cpu(tmp_path):
+@pytest.mark.parametrize("script", CONTINUOUS)
+def test_same_seed_gives_identical_results_on_cpu(tmp_path, script):
     flags = ["--env-id", "Pendulum-v1", "--total-timesteps", "1300", "--learning-starts", "1000",
              "--batch-size", "64", "--eval-episodes", "1", "--save-model", "--no-cuda"]  # fmt: skip
     for name, seed in [("a", "1"), ("b", "1"), ("c", "2")]:
         (tmp_path / name).mkdir()
-        run_ok(*flags, "--seed", seed, cwd=tmp_path / name)
-    (a, logs_a), (b, logs_b), (c, _) = (final_state(tmp_path / name) for name in "abc")
-    for net in ["actor", "qf", "qf_target"]:
+        run_ok(*flags, "--seed", seed, cwd=tmp_path / name, script=script)
+    (a, logs_a), (b, logs_b), (c, _) = (final_state(tmp_path / name, script) for name in "abc")
+    for net in SAVED[script]:
         for key in a[net]:
             assert torch.equal(a[net][key], b[net][key]), (net, key)
     assert torch.equal(a["log_alpha"], b["log_alpha"])
@@ -102,9 +116,11 @@ def test_same_seed_gives_identical_results_on_cpu(tmp_path):
     assert not torch.equal(a["actor"]["mean.weight"], c["actor"]["mean.weight"])  # the seed matters
 
 
-def test_pendulum_learns(tmp_path):
-    """A CI-sized learning check: a fixed seed reaches a deterministic eval return >= -300."""
+@pytest.mark.parametrize("script, threads", [("sac_continuous_action", "2"), ("sac_v1_value", "1")])
+def test_pendulum_learns(tmp_path, script, threads):
+    """A CI-sized learning check: a fixed seed reaches a deterministic eval return >= -300 in 5,000 steps."""
     run_ok("--env-id", "Pendulum-v1", "--seed", "1", "--total-timesteps", "5000", "--learning-starts", "1000",
-           "--eval-frequency", "5000", "--eval-episodes", "5", "--threads", "2", cwd=tmp_path)  # fmt: skip
+           "--eval-frequency", "5000", "--eval-episodes", "5", "--threads", threads,
+           cwd=tmp_path, script=script)  # fmt: skip
     (step, final), *_ = read_scalars(run_dir(tmp_path))["eval/episodic_return"][::-1]
     assert step == 5000 and final >= -300, final

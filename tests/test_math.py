@@ -1,10 +1,12 @@
-"""The losses, the squashed-Gaussian density and the target update, against their definitions."""
+"""The losses, the squashed-Gaussian density and the target update, against their definitions: the parts both
+continuous scripts share (each_sac: once per script) and SAC v2's own losses (sac)."""
 
 import copy
 import math
 
 import numpy as np
 import torch
+from conftest import constant_q, plain_twin_critics
 from torch.distributions import Normal, TanhTransform, TransformedDistribution
 
 
@@ -15,33 +17,33 @@ def log_prob_at(sac, a, mean, log_std):
                                           torch.full((len(a), 1), log_std, dtype=torch.float64))  # fmt: skip
 
 
-def test_squashed_density_integrates_to_one(sac):
+def test_squashed_density_integrates_to_one(each_sac):
     # A wrong Jacobian term would not integrate to 1 over the action interval (-1, 1).
     for mean, log_std in [(0.7, -0.3), (-0.4, -1.0), (0.0, 0.0)]:
         a = torch.linspace(-1, 1, 400_001, dtype=torch.float64)[1:-1]
-        density = log_prob_at(sac, a, mean, log_std).exp()
+        density = log_prob_at(each_sac, a, mean, log_std).exp()
         assert abs(torch.trapezoid(density, a).item() - 1.0) < 1e-4, (mean, log_std)
 
 
-def test_squashed_density_matches_change_of_variables(sac):
+def test_squashed_density_matches_change_of_variables(each_sac):
     # p_A(a) = p_U(atanh a) / (1 - a^2), written naively and with torch's own TanhTransform.
     torch.manual_seed(0)
     mean, log_std = torch.randn(64, 3, dtype=torch.float64), torch.rand(64, 3, dtype=torch.float64) - 1
     eps = torch.randn(64, 3, dtype=torch.float64)
     u = mean + log_std.exp() * eps
-    ours = sac.squashed_gaussian_log_prob(u, eps, log_std)
+    ours = each_sac.squashed_gaussian_log_prob(u, eps, log_std)
     naive = (Normal(mean, log_std.exp()).log_prob(u) - torch.log1p(-(torch.tanh(u) ** 2))).sum(1)
     tanh_normal = TransformedDistribution(Normal(mean, log_std.exp()), TanhTransform()).log_prob(torch.tanh(u)).sum(1)
     torch.testing.assert_close(ours, naive, rtol=1e-9, atol=1e-9)
     torch.testing.assert_close(ours, tanh_normal, rtol=1e-6, atol=1e-6)
 
 
-def test_squashed_density_is_finite_where_tanh_rounds_to_one(sac):
+def test_squashed_density_is_finite_where_tanh_rounds_to_one(each_sac):
     # At |u| = 20 or 50, tanh(u) is exactly +-1 in float32, so log(1 - tanh(u)^2) would be -inf.
     u = torch.tensor([[20.0, -20.0, 50.0, -50.0]])
     eps, log_std = torch.zeros_like(u), torch.zeros_like(u)
     assert torch.tanh(u).abs().eq(1).all()
-    ours = sac.squashed_gaussian_log_prob(u, eps, log_std)
+    ours = each_sac.squashed_gaussian_log_prob(u, eps, log_std)
     u64 = u.double()
     # log(1 - tanh(u)^2) = log(sech(u)^2) = log 4 - 2 log(e^u + e^-u), exact in float64
     expected = (-0.5 * math.log(2 * math.pi) - (math.log(4) - 2 * torch.logaddexp(u64, -u64))).sum(1)
@@ -49,16 +51,16 @@ def test_squashed_density_is_finite_where_tanh_rounds_to_one(sac):
     torch.testing.assert_close(ours.double(), expected, rtol=1e-6, atol=1e-3)
 
 
-def test_actor_samples_inside_the_box_and_acts_deterministically(sac):
+def test_actor_samples_inside_the_box_and_acts_deterministically(each_sac):
     torch.manual_seed(0)
-    actor = sac.Actor(3, 2)
+    actor = each_sac.Actor(3, 2)
     with torch.no_grad():
         actor.mean.bias.fill_(30.0)  # a policy pushed hard against the bound: a = tanh(u) is exactly 1
         obs = torch.randn(128, 3)
-        actions, log_pi = actor.sample(obs)
+        actions, log_pi = actor.sample(obs)[:2]  # (sac_v1_value.py's sample also returns the Gaussian)
         mean, log_std = actor(obs)
     assert torch.isfinite(log_pi).all() and actions.abs().le(1).all()
-    assert log_std.ge(sac.LOG_STD_MIN).all() and log_std.le(sac.LOG_STD_MAX).all()
+    assert log_std.ge(each_sac.LOG_STD_MIN).all() and log_std.le(each_sac.LOG_STD_MAX).all()
     torch.testing.assert_close(actor.act_deterministic(obs), torch.tanh(mean))
 
 
@@ -72,32 +74,10 @@ def test_soft_q_target_on_a_hand_built_batch(sac):
     torch.testing.assert_close(y, expected)
 
 
-def constant_q(sac, q1_value, q2_value, obs_dim=3, act_dim=1):
-    """Twin Q networks whose outputs are q1_value and q2_value everywhere (last layer: zero weights)."""
-    qf = sac.SoftQNetworks(obs_dim, act_dim)
-    with torch.no_grad():
-        qf.w3.zero_()
-        qf.b3.copy_(torch.tensor([q1_value, q2_value]).view(2, 1, 1))
-    return qf
-
-
-def plain_twin_critics(qf):
-    """The plain definition of the twin critics: two nn.Sequential MLPs, given the stacked module's weights."""
-    critics = []
-    for i in range(2):
-        layers = [torch.nn.Linear(w.shape[1], w.shape[2]) for w in (qf.w1, qf.w2, qf.w3)]
-        with torch.no_grad():
-            for layer, w, b in zip(layers, (qf.w1, qf.w2, qf.w3), (qf.b1, qf.b2, qf.b3), strict=True):
-                layer.weight.copy_(w[i].T)
-                layer.bias.copy_(b[i, 0])
-        critics.append(torch.nn.Sequential(layers[0], torch.nn.ReLU(), layers[1], torch.nn.ReLU(), layers[2]))
-    return critics
-
-
-def test_stacked_twin_critics_equal_two_plain_networks(sac):
+def test_stacked_twin_critics_equal_two_plain_networks(each_sac):
     # The batched network against its plain definition: outputs, and the gradients of one loss on both.
     torch.manual_seed(0)
-    qf = sac.SoftQNetworks(5, 2)
+    qf = each_sac.SoftQNetworks(5, 2)
     qf1, qf2 = plain_twin_critics(qf)
     obs, actions, y = torch.randn(64, 5), torch.rand(64, 2) * 2 - 1, torch.randn(64)
     q1, q2 = qf(obs, actions)
@@ -148,12 +128,12 @@ def test_actor_loss_uses_the_twin_minimum_and_leaves_q_weights_alone(sac):
     assert all(p.grad is None and p.requires_grad for p in qf.parameters())
 
 
-def test_alpha_moves_towards_the_target_entropy(sac):
+def test_alpha_moves_towards_the_target_entropy(each_sac):
     target_entropy = -1.0  # H-bar = -|A| for |A| = 1
     for log_pi_value, direction in [(-3.0, -1), (3.0, +1)]:  # entropy 3 > H-bar: alpha falls; -3 < H-bar: rises
         log_alpha = torch.zeros(1, requires_grad=True)
         optimizer = torch.optim.SGD([log_alpha], lr=0.1)
-        loss = sac.alpha_loss_fn(log_alpha, torch.full((16,), log_pi_value), target_entropy)
+        loss = each_sac.alpha_loss_fn(log_alpha, torch.full((16,), log_pi_value), target_entropy)
         loss.backward()
         optimizer.step()
         assert np.sign(log_alpha.exp().item() - 1.0) == direction, log_pi_value
@@ -192,13 +172,13 @@ def test_one_policy_step_equals_separate_actor_and_alpha_steps(sac):
         torch.testing.assert_close(p, plain)
 
 
-def test_polyak_update(sac):
+def test_polyak_update(each_sac):
     torch.manual_seed(0)
-    source, target = sac.SoftQNetworks(3, 1), sac.SoftQNetworks(3, 1)
+    source, target = each_sac.SoftQNetworks(3, 1), each_sac.SoftQNetworks(3, 1)
     before = [p.detach().clone() for p in target.parameters()]
-    sac.polyak_update(target, source, 0.1)
+    each_sac.polyak_update(target, source, 0.1)
     for old, new, src in zip(before, target.parameters(), source.parameters(), strict=True):
         torch.testing.assert_close(new, 0.1 * src + 0.9 * old)
-    sac.polyak_update(target, source, 1.0)  # tau = 1: a hard copy
+    each_sac.polyak_update(target, source, 1.0)  # tau = 1: a hard copy
     for new, src in zip(target.parameters(), source.parameters(), strict=True):
         torch.testing.assert_close(new, src)

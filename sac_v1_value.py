@@ -1,0 +1,685 @@
+"""Soft Actor-Critic, the original algorithm (SAC v1) with a state-value network, in one file.
+
+Follows "Soft Actor-Critic: Off-Policy Maximum Entropy Deep Reinforcement Learning with a Stochastic Actor"
+(Haarnoja et al., arXiv 1801.01290), Algorithm 1 and the hyperparameters of its Appendix D: a state-value
+network V_psi with a Polyak-averaged target V_psi_bar, twin soft Q-functions Q_theta1, Q_theta2 (no Q
+targets: the Q target bootstraps from V_psi_bar), and a tanh-squashed Gaussian policy pi_phi.
+
+The temperature is fixed through the reward scale, as in the paper: rewards are multiplied by
+--reward-scale and alpha = 1. Scaling the rewards by c with alpha = 1 gives the same policy as
+unscaled rewards with alpha = 1/c (every soft value is then c times larger), so the default scale 5
+is a temperature of 0.2. --autotune learns alpha instead, as SAC v2 (arXiv 1812.05905) does.
+
+The policy always acts in [-1, 1]^|A|; each environment's action space is mapped onto that cube at the
+environment boundary (gymnasium's RescaleAction), so the networks never see the env's own bounds.
+
+Run:  python sac_v1_value.py --env-id Hopper-v5 --seed 1      (all flags: --help)
+Logs: TensorBoard under runs/{env_id}__{exp_name}__{seed}__{time}/ (tensorboard --logdir runs):
+      charts/ (episodic return and length of every finished episode, SPS), eval/ (deterministic policy),
+      losses/ (value, critic and actor losses, V and Q values, alpha), written every 100 environment steps.
+"""
+
+import gc
+import math
+import os
+import random
+import shutil
+import sys
+import time
+from collections import deque
+from dataclasses import asdict, dataclass
+from typing import NamedTuple
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import tyro
+from torch.utils.tensorboard import SummaryWriter
+
+
+@dataclass
+class Args:
+    exp_name: str = os.path.basename(__file__)[: -len(".py")]
+    """the name of this experiment (part of the run name)"""
+    seed: int = 1
+    """seed of the experiment (python, numpy, torch and the environments)"""
+    torch_deterministic: bool = True
+    """if toggled, `torch.backends.cudnn.deterministic=True`"""
+    cuda: bool = True
+    """use CUDA when it is available (the CPU otherwise)"""
+    threads: int = 2
+    """number of CPU threads torch uses for the networks (2 is fastest for 256x256 networks on most CPUs)"""
+    compile: bool = False
+    """torch.compile the update steps (pays on CUDA; slower than eager on a 2-core CPU, see README's Speed)"""
+    cudagraphs: bool = False
+    """on CUDA: compile the update steps and replay them as CUDA graphs (implies --compile)"""
+    track: bool = False
+    """log the run to Weights & Biases as well (needs `pip install wandb`)"""
+    wandb_project_name: str = "sac"
+    """the W&B project name"""
+    wandb_entity: str | None = None
+    """the W&B entity (team or user)"""
+    capture_video: bool = False
+    """record the first episode of each evaluation to videos/{run_name}/"""
+    save_model: bool = False
+    """save the networks, log-alpha and the args to runs/{run_name}/{exp_name}.pt at the end"""
+    eval_model: str | None = None
+    """path of a model saved by --save-model: evaluate it (no training) and exit"""
+    eval_frequency: int = 10_000
+    """evaluate the deterministic policy every this many environment steps (and at the end)"""
+    eval_episodes: int = 10
+    """number of episodes of each evaluation"""
+
+    # Algorithm
+    env_id: str = "Hopper-v5"
+    """gymnasium id of an environment with a bounded Box action space (MuJoCo v5, Pendulum-v1, ...)"""
+    total_timesteps: int = 1_000_000
+    """total environment steps, counted over all sub-environments"""
+    num_envs: int = 1
+    """number of parallel sub-environments; one gradient update is made per step of all of them"""
+    buffer_size: int = 1_000_000
+    """replay buffer capacity, in transitions"""
+    gamma: float = 0.99
+    """discount factor gamma"""
+    tau: float = 0.005
+    """Polyak averaging coefficient tau of the target value network"""
+    batch_size: int = 256
+    """minibatch size of each gradient update"""
+    learning_starts: int = 1_000
+    """environment steps of uniformly random actions before learning starts"""
+    policy_lr: float = 3e-4
+    """learning rate of the policy (and of log-alpha with --autotune)"""
+    q_lr: float = 3e-4
+    """learning rate of the Q networks"""
+    vf_lr: float = 3e-4
+    """learning rate of the value network"""
+    target_network_frequency: int = 1
+    """Polyak-update the target value network every this many updates"""
+    reward_scale: float = 5.0
+    """rewards are multiplied by this (the inverse temperature, alpha = 1/scale): 5 for Hopper, Walker2d,
+    HalfCheetah and Ant, 20 for Humanoid in the paper"""
+    autotune: bool = False
+    """learn alpha towards the target entropy H-bar = -|A| (SAC v2's rule) instead of fixing it at 1"""
+    policy_reg: float = 0.0
+    """weight of an L2 penalty on the policy's pre-squash mean and log-std (the authors' code used 1e-3)"""
+
+
+# ----------------------------------------------------------------------------------------------------
+# The environment: the policy acts in [-1, 1]^|A|, mapped onto the env's own bounds here.
+# ----------------------------------------------------------------------------------------------------
+def make_env(env_id: str, render: bool = False) -> gym.Env:
+    env = gym.make(env_id, render_mode="rgb_array" if render else None)
+    one = np.ones(env.action_space.shape, dtype=np.float32)
+    return gym.wrappers.RescaleAction(env, -one, one)
+
+
+def make_vector_env(args: Args) -> gym.vector.VectorEnv:
+    # SAME_STEP autoreset: when a sub-env's episode ends, step() already returns the first observation
+    # of its next episode, and the real last observation in infos["final_obs"]. Every step is then a
+    # real transition, and none spans two episodes.
+    return gym.vector.SyncVectorEnv(
+        [lambda: make_env(args.env_id) for _ in range(args.num_envs)],
+        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
+    )
+
+
+def step_envs(envs: gym.vector.VectorEnv, actions: np.ndarray):
+    """Step all sub-envs. Returns next_obs (to act on: a reset observation where an episode ended),
+    rewards, terminations, truncations, and real_next_obs (to store: the real last observation there)."""
+    next_obs, rewards, terminations, truncations, infos = envs.step(actions)
+    real_next_obs = next_obs.copy()
+    for i in np.flatnonzero(infos.get("_final_obs", ())):
+        real_next_obs[i] = infos["final_obs"][i]
+    return next_obs, rewards, terminations, truncations, real_next_obs
+
+
+# ----------------------------------------------------------------------------------------------------
+# The replay buffer D: preallocated tensors on the training device, sampled there.
+# ----------------------------------------------------------------------------------------------------
+class Batch(NamedTuple):
+    obs: torch.Tensor
+    actions: torch.Tensor
+    rewards: torch.Tensor
+    next_obs: torch.Tensor
+    terminations: torch.Tensor
+
+
+class ReplayBuffer:
+    def __init__(self, capacity: int, obs_dim: int, act_dim: int, device: torch.device):
+        self.capacity, self.device, self.pos, self.size = capacity, device, 0, 0
+        self.obs = torch.zeros((capacity, obs_dim), device=device)
+        self.actions = torch.zeros((capacity, act_dim), device=device)
+        self.rewards = torch.zeros(capacity, device=device)
+        self.next_obs = torch.zeros((capacity, obs_dim), device=device)
+        self.terminations = torch.zeros(capacity, device=device)
+
+    def add(self, obs, actions, rewards, next_obs, terminations) -> None:
+        """Store one transition per sub-env (tensors or arrays), overwriting the oldest when full."""
+        n = len(rewards)
+        idx = torch.arange(self.pos, self.pos + n, device=self.device) % self.capacity
+        for store, value in zip(
+            (self.obs, self.actions, self.rewards, self.next_obs, self.terminations),
+            (obs, actions, rewards, next_obs, terminations),
+            strict=True,
+        ):
+            store[idx] = torch.as_tensor(value, dtype=torch.float32, device=self.device)
+        self.pos = (self.pos + n) % self.capacity
+        self.size = min(self.size + n, self.capacity)
+
+    def sample(self, batch_size: int) -> Batch:
+        idx = torch.randint(0, self.size, (batch_size,), device=self.device)
+        return Batch(self.obs[idx], self.actions[idx], self.rewards[idx], self.next_obs[idx], self.terminations[idx])
+
+
+# ----------------------------------------------------------------------------------------------------
+# The networks: the state value V_psi(s), soft Q-functions Q_theta(s, a), the tanh-Gaussian policy pi_phi(a|s).
+# ----------------------------------------------------------------------------------------------------
+def stacked_linear(fan_in: int, fan_out: int, n: int) -> tuple[nn.Parameter, nn.Parameter]:
+    """n linear layers as one weight (n, fan_in, fan_out) and one bias (n, 1, fan_out), each initialised as
+    nn.Linear initialises its own."""
+    with torch.no_grad():
+        layers = [nn.Linear(fan_in, fan_out) for _ in range(n)]
+        weight = torch.stack([layer.weight.T for layer in layers])
+        bias = torch.stack([layer.bias.unsqueeze(0) for layer in layers])
+    return nn.Parameter(weight), nn.Parameter(bias)
+
+
+class SoftQNetworks(nn.Module):
+    """The twin soft Q-functions Q_theta1 and Q_theta2: two MLPs (s, a) -> 256 -> 256 -> 1 with their own
+    weights, stored stacked so that each layer of both is one batched matmul (torch.baddbmm): half the ops of
+    two separate networks, the same numbers (tests/test_math.py checks it against two plain nn.Sequential).
+    forward returns shape (2, batch): row i is Q_theta_i(s, a), so `q1, q2 = qf(obs, actions)` unpacks it."""
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden: int = 256, n_critics: int = 2):
+        super().__init__()
+        self.w1, self.b1 = stacked_linear(obs_dim + act_dim, hidden, n_critics)
+        self.w2, self.b2 = stacked_linear(hidden, hidden, n_critics)
+        self.w3, self.b3 = stacked_linear(hidden, 1, n_critics)
+
+    def forward(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([obs, actions], dim=1).expand(len(self.w1), -1, -1)  # the same (s, a) for every critic
+        h = F.relu(torch.baddbmm(self.b1, x, self.w1))  # baddbmm(b, x, W) = x @ W + b, critic by critic
+        h = F.relu(torch.baddbmm(self.b2, h, self.w2))
+        return torch.baddbmm(self.b3, h, self.w3).squeeze(2)
+
+
+class ValueNetwork(nn.Module):
+    """The soft state-value function V_psi: an MLP s -> 256 -> 256 -> 1; forward returns shape (batch,)."""
+
+    def __init__(self, obs_dim: int, hidden: int = 256):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(obs_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
+                                 nn.Linear(hidden, 1))  # fmt: skip
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.net(obs).squeeze(1)
+
+
+LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
+
+
+def squashed_gaussian_log_prob(u: torch.Tensor, eps: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
+    """log pi(a|s) of a = tanh(u), u = mean + std * eps, by the change of variables (Appendix C):
+    log pi(a|s) = log N(u; mean, std) - sum_i log(1 - tanh(u_i)^2)."""
+    gaussian = (-0.5 * eps.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(1)  # (u - mean) / std = eps
+    # log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u)): exact, and finite even where tanh(u) rounds to +-1
+    log_det_jacobian = (2 * (math.log(2) - u - F.softplus(-2 * u))).sum(1)
+    return gaussian - log_det_jacobian
+
+
+class Actor(nn.Module):
+    def __init__(self, obs_dim: int, act_dim: int, hidden: int = 256):
+        super().__init__()
+        self.trunk = nn.Sequential(nn.Linear(obs_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU())
+        self.mean = nn.Linear(hidden, act_dim)
+        self.log_std = nn.Linear(hidden, act_dim)
+
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.trunk(obs)
+        # squash log-std smoothly into [LOG_STD_MIN, LOG_STD_MAX]; a hard clip would zero its gradient
+        log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (torch.tanh(self.log_std(h)) + 1)
+        return self.mean(h), log_std
+
+    def sample(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """a = tanh(mean + std * eps), eps ~ N(0, I): the reparameterisation a = f_phi(eps; s) (Eq. 11).
+        Returns a, log pi(a|s), and the Gaussian's (mean, log_std), which the optional regulariser penalises."""
+        mean, log_std = self(obs)
+        eps = torch.randn_like(mean)
+        u = mean + log_std.exp() * eps
+        return torch.tanh(u), squashed_gaussian_log_prob(u, eps, log_std), (mean, log_std)
+
+    def act_deterministic(self, obs: torch.Tensor) -> torch.Tensor:
+        """The evaluation action: the mode of the Gaussian, squashed, tanh(mean)."""
+        return torch.tanh(self(obs)[0])
+
+
+# ----------------------------------------------------------------------------------------------------
+# The losses and the update (equation numbers of arXiv 1801.01290).
+# ----------------------------------------------------------------------------------------------------
+def soft_value_target(q1_pi, q2_pi, log_pi, alpha) -> torch.Tensor:
+    """The target of V_psi(s): E_{a~pi}[ min_i Q_theta_i(s, a) - alpha log pi(a|s) ], estimated with one fresh
+    action a ~ pi_phi(.|s) (Eqs. 5-6; the paper writes alpha = 1 and uses the twin minimum, Section 4.2)."""
+    return torch.min(q1_pi, q2_pi) - alpha * log_pi
+
+
+def soft_q_target(rewards, terminations, next_v, reward_scale, gamma) -> torch.Tensor:
+    """Q-hat(s, a) = c r(s, a) + gamma (1 - d) V_psi_bar(s')  (Eq. 8), with the reward scale c. The scale
+    enters here only: it is the inverse temperature. d is 1 only for a true termination: a time-limit
+    truncation bootstraps like any other step."""
+    return reward_scale * rewards + gamma * (1.0 - terminations) * next_v
+
+
+def alpha_loss_fn(log_alpha, log_pi, target_entropy) -> torch.Tensor:
+    """--autotune only: J(alpha) = E_{a~pi}[ -alpha log pi(a|s) - alpha H-bar ]  (Eq. 18 of arXiv 1812.05905),
+    with alpha = exp(log_alpha) > 0. Its gradient lowers alpha while the policy's entropy -log pi is above H-bar
+    and raises it below."""
+    return (-log_alpha.exp() * (log_pi.detach() + target_entropy)).mean()
+
+
+def update(batch, actor, qf, vf, vf_target, optimizer, alpha, log_alpha, target_entropy, args):
+    """One gradient step on J_V(psi), J_Q(theta_1), J_Q(theta_2) and J_pi(phi) (and J(alpha) with --autotune),
+    all taken at the current parameters, as the authors' implementation does. Returns (losses, alpha)."""
+    # One fresh action a~ = f_phi(eps; s) ~ pi_phi(.|s) per state, reparameterised (Eq. 11): J_V uses it as a
+    # constant, J_pi differentiates through it. The Q weights are frozen for this pass: only dQ/da is needed.
+    actions_pi, log_pi, (mean, log_std) = actor.sample(batch.obs)
+    qf.requires_grad_(False)
+    q1_pi, q2_pi = qf(batch.obs, actions_pi)
+    qf.requires_grad_(True)
+
+    # J_V(psi) = E_s[ 1/2 (V_psi(s) - (min_i Q_theta_i(s, a~) - alpha log pi(a~|s)))^2 ]  (Eq. 5)
+    vf_values = vf(batch.obs)
+    vf_loss = 0.5 * F.mse_loss(vf_values, soft_value_target(q1_pi, q2_pi, log_pi, alpha).detach())
+
+    # J_Q(theta_i) = E_D[ 1/2 (Q_theta_i(s, a) - Q-hat(s, a))^2 ]  (Eq. 7), the target from V_psi_bar (Eq. 8)
+    with torch.no_grad():
+        y = soft_q_target(batch.rewards, batch.terminations, vf_target(batch.next_obs), args.reward_scale, args.gamma)
+    qf1_values, qf2_values = qf(batch.obs, batch.actions)
+    qf1_loss = 0.5 * F.mse_loss(qf1_values, y)
+    qf2_loss = 0.5 * F.mse_loss(qf2_values, y)
+
+    # J_pi(phi) = E_{s, eps}[ alpha log pi_phi(f_phi(eps; s)|s) - Q(s, f_phi(eps; s)) ]  (Eq. 12), with
+    # Q = min_i Q_theta_i as the paper's Section 4.2 says (the authors' code used Q_theta1 alone here).
+    actor_loss = (alpha * log_pi - torch.min(q1_pi, q2_pi)).mean()
+    if args.policy_reg > 0:  # the authors' optional L2 penalty on the Gaussian's mean and log-std
+        actor_loss = actor_loss + args.policy_reg * 0.5 * (mean.pow(2).mean() + log_std.pow(2).mean())
+    alpha_loss = alpha_loss_fn(log_alpha, log_pi, target_entropy) if args.autotune else None
+
+    # The losses share no parameter (each target is a constant, the Q weights are frozen in J_pi), so the
+    # gradient of their sum is each loss's own gradient, and one Adam with a parameter group per network
+    # (Adam treats every parameter on its own) takes all the steps: one backward pass, one optimizer call.
+    total = vf_loss + qf1_loss + qf2_loss + actor_loss + (0.0 if alpha_loss is None else alpha_loss)
+    optimizer.zero_grad(set_to_none=True)
+    total.backward()
+    optimizer.step()
+
+    losses = {"vf_loss": vf_loss.detach(), "vf_values": vf_values.detach().mean(),
+              "qf1_values": qf1_values.detach().mean(), "qf2_values": qf2_values.detach().mean(),
+              "qf1_loss": qf1_loss.detach(), "qf2_loss": qf2_loss.detach(),
+              "qf_loss": (qf1_loss + qf2_loss).detach(), "actor_loss": actor_loss.detach()}  # fmt: skip
+    if alpha_loss is None:  # the fixed alpha = 1 of reward scaling
+        return losses, alpha
+    return {**losses, "alpha_loss": alpha_loss.detach()}, log_alpha.detach().exp()
+
+
+@torch.no_grad()
+def polyak_update(target: nn.Module, source: nn.Module, tau: float) -> None:
+    """psi_bar <- tau psi + (1 - tau) psi_bar, in one fused op over all parameters."""
+    torch._foreach_lerp_(list(target.parameters()), list(source.parameters()), tau)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Training: Algorithm 1 of arXiv 1801.01290.
+# ----------------------------------------------------------------------------------------------------
+def train(args: Args) -> None:
+    if args.eval_model:
+        return evaluate_saved_model(args)
+    obs_dim, act_dim = check_inputs(args)
+    device, run_name, writer = setup_run(args)
+
+    envs = make_vector_env(args)
+    actor = Actor(obs_dim, act_dim).to(device)
+    qf = SoftQNetworks(obs_dim, act_dim).to(device)
+    vf, vf_target = ValueNetwork(obs_dim).to(device), ValueNetwork(obs_dim).to(device)
+    vf_target.load_state_dict(vf.state_dict())  # psi_bar <- psi
+
+    # Temperature: alpha = 1 with rewards scaled by --reward-scale; with --autotune, alpha = exp(log_alpha) is
+    # learnt from 1 (exp keeps it > 0 for any gradient step on log_alpha).
+    target_entropy = -float(act_dim)  # H-bar = -|A|
+    log_alpha = torch.zeros(1, device=device, requires_grad=args.autotune)
+    alpha = log_alpha.detach().exp()  # a tensor, never a Python float: reading it back would sync the device
+    # One Adam, a parameter group per network at its own learning rate: the same steps as one optimizer each.
+    # fused=True: Adam's update as one kernel per device instead of a dozen small ops per tensor.
+    param_groups = [{"params": vf.parameters(), "lr": args.vf_lr}, {"params": qf.parameters(), "lr": args.q_lr},
+                    {"params": actor.parameters(), "lr": args.policy_lr}]  # fmt: skip
+    if args.autotune:
+        param_groups.append({"params": [log_alpha], "lr": args.policy_lr})
+    optimizer = torch.optim.Adam(param_groups, fused=True)
+
+    rb = ReplayBuffer(args.buffer_size, obs_dim, act_dim, device)
+    log, progress = RunLog(writer, args.num_envs), Progress(args.total_timesteps)
+    eval_env, last_eval, losses, n_updates = make_env(args.env_id, render=args.capture_video), None, {}, 0
+    obs, _ = envs.reset(seed=args.seed)
+    obs = torch.as_tensor(obs, dtype=torch.float32, device=device)
+    update_step = compiled_update(args)  # update, or its compiled form
+    quiet_garbage_collector()
+
+    for iteration in range(1, args.total_timesteps // args.num_envs + 1):
+        global_step = iteration * args.num_envs
+        # Act: uniformly random actions for the first learning_starts steps, then a_t ~ pi_phi(a_t|s_t).
+        if global_step <= args.learning_starts:
+            actions = torch.rand((args.num_envs, act_dim), device=device) * 2 - 1
+        else:
+            with torch.no_grad():
+                actions = actor.sample(obs)[0]
+        next_obs, rewards, terminations, truncations, real_next_obs = step_envs(envs, actions.cpu().numpy())
+
+        # Store (s_t, a_t, r_t, s_{t+1}, terminated) in D. Where an episode ended, s_{t+1} is its real last
+        # observation, not the first one of the next episode that next_obs holds; only a termination ends
+        # the bootstrap (a truncation is stored with terminated = 0).
+        rb.add(obs, actions, rewards, real_next_obs, terminations)
+        obs = torch.as_tensor(next_obs, dtype=torch.float32, device=device)
+        log.episodes(rewards, terminations | truncations, global_step)
+
+        # Learn: one gradient step on V, both Q and pi (and alpha), then the target value network's update.
+        if global_step > args.learning_starts:
+            batch = rb.sample(args.batch_size)
+            step_losses, alpha = update_step(batch, actor, qf, vf, vf_target, optimizer, alpha, log_alpha,
+                                             target_entropy, args)  # fmt: skip
+            losses.update(step_losses)
+            n_updates += 1
+            if n_updates % args.target_network_frequency == 0:
+                polyak_update(vf_target, vf, args.tau)
+
+        log.maybe_losses(losses, alpha, global_step)
+        last_eval = maybe_evaluate(args, actor, eval_env, global_step, writer, run_name, device, last_eval)
+        progress.update(global_step, log.recent_return(), last_eval)
+
+    progress.close()
+    final_evaluation(args, actor, eval_env, global_step, writer, run_name, device, last_eval)
+    if args.save_model:
+        save_model(args, run_name, actor, qf, vf, vf_target, log_alpha)
+    envs.close()
+    eval_env.close()
+    writer.close()
+
+
+# ====================================================================================================
+# Plumbing: input checks, run setup, logging, evaluation, saving and loading. Nothing of SAC below.
+# ====================================================================================================
+def fail(message: str) -> None:
+    """Stop before training with a one-line message and exit code 2 (the code argparse and tyro use)."""
+    print(f"{os.path.basename(sys.argv[0]) or 'sac'}: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def check_inputs(args: Args) -> tuple[int, int]:
+    """Validate the flags and the environment's spaces; return (obs_dim, act_dim)."""
+    positive = ["total_timesteps", "num_envs", "buffer_size", "batch_size", "target_network_frequency",
+                "eval_frequency", "eval_episodes", "threads"]  # fmt: skip
+    for name in positive:
+        if getattr(args, name) <= 0:
+            fail(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+    for name in ["policy_lr", "q_lr", "vf_lr", "reward_scale"]:
+        if not getattr(args, name) > 0 or not math.isfinite(getattr(args, name)):
+            fail(f"--{name.replace('_', '-')} must be a positive number, got {getattr(args, name)}")
+    if not 0 <= args.policy_reg < math.inf:
+        fail(f"--policy-reg must be a non-negative number, got {args.policy_reg}")
+    if not 0 <= args.gamma < 1:
+        fail(f"--gamma must be in [0, 1), got {args.gamma}")
+    if not 0 < args.tau <= 1:
+        fail(f"--tau must be in (0, 1], got {args.tau}")
+    if args.batch_size > args.buffer_size:
+        fail(f"--batch-size ({args.batch_size}) must not exceed --buffer-size ({args.buffer_size})")
+    if args.learning_starts < args.batch_size:
+        fail(f"--learning-starts ({args.learning_starts}) must be at least --batch-size ({args.batch_size})")
+    last_step = args.total_timesteps // args.num_envs * args.num_envs  # the loop's last global_step
+    if args.learning_starts >= last_step:
+        fail(f"--learning-starts ({args.learning_starts}) must be below --total-timesteps "
+             f"({args.total_timesteps}, a multiple of --num-envs {args.num_envs}), or nothing is learned")  # fmt: skip
+    on_cuda = args.cuda and torch.cuda.is_available()
+    if args.cudagraphs and not on_cuda:
+        why = ": torch sees none here" if args.cuda else ", and --no-cuda was given"
+        fail(f"--cudagraphs needs a CUDA device{why}")
+    if args.compile and not on_cuda and shutil.which(os.environ.get("CXX", "g++")) is None:
+        fail("--compile on the CPU needs a C++ compiler (g++, or the one named by $CXX); none was found")
+    if args.track:
+        try:
+            import wandb  # noqa: F401
+        except ImportError:
+            fail("--track needs Weights & Biases: pip install wandb")
+    env = make_raw_env_or_fail(args.env_id)  # the env's own spaces, before any wrapper of ours
+    obs_space, act_space = env.observation_space, env.action_space
+    env.close()
+    if isinstance(act_space, gym.spaces.Discrete):
+        fail(f"--env-id {args.env_id} has a discrete action space ({act_space}); use sac_discrete_atari.py")
+    if not isinstance(act_space, gym.spaces.Box) or len(act_space.shape) != 1:
+        fail(f"--env-id {args.env_id}: the action space must be a 1-D Box, got {act_space}")
+    if not (np.all(np.isfinite(act_space.low)) and np.all(np.isfinite(act_space.high))):
+        fail(f"--env-id {args.env_id}: the action space {act_space} is unbounded; SAC needs finite bounds")
+    if not np.all(act_space.low < act_space.high):
+        fail(f"--env-id {args.env_id}: the action space {act_space} has a dimension with low >= high")
+    if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1:
+        fail(f"--env-id {args.env_id}: the observation space must be a 1-D Box (a vector), got {obs_space}")
+    return obs_space.shape[0], act_space.shape[0]
+
+
+def make_raw_env_or_fail(env_id: str) -> gym.Env:
+    """gym.make, with an unknown id or a missing extra turned into a one-line error."""
+    try:
+        gym.spec(env_id)
+    except gym.error.Error:
+        fail(f"--env-id {env_id!r} is not a registered gymnasium environment; list the ids with: "
+             "python -c \"import gymnasium; gymnasium.pprint_registry()\"")  # fmt: skip
+    try:
+        return gym.make(env_id)
+    except gym.error.DependencyNotInstalled as e:
+        fail(f"--env-id {env_id}: {e}")
+
+
+def setup_run(args: Args) -> tuple[torch.device, str, SummaryWriter]:
+    """Seed everything, pick the device and threads, open the TensorBoard writer (and W&B)."""
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    torch.backends.cudnn.deterministic = args.torch_deterministic
+    torch.set_num_threads(args.threads)
+    device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
+    run_name = f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
+    if args.capture_video:
+        use_headless_rendering()
+    if args.track:
+        import wandb
+
+        wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, sync_tensorboard=True,
+                   config=vars(args), name=run_name, save_code=True)  # fmt: skip
+    writer = SummaryWriter(f"runs/{run_name}")
+    table = "\n".join(f"|{key}|{value}|" for key, value in vars(args).items())
+    writer.add_text("hyperparameters", f"|param|value|\n|-|-|\n{table}")
+    print(f"run {run_name} on {device} ({args.threads} threads); TensorBoard: tensorboard --logdir runs")
+    return device, run_name, writer
+
+
+def use_headless_rendering() -> None:
+    """MuJoCo renders through GLFW by default, which needs a display; without one, use EGL."""
+    if sys.platform.startswith("linux") and not os.environ.get("DISPLAY"):
+        os.environ.setdefault("MUJOCO_GL", "egl")
+
+
+def compiled_update(args: Args):
+    """The update step: as written (eager), or with --compile as a torch.compile graph, and with --cudagraphs
+    also recorded once and replayed as a CUDA graph (torch.compile's "reduce-overhead" mode)."""
+    if not (args.compile or args.cudagraphs):
+        return update
+    step = torch.compile(update, mode="reduce-overhead" if args.cudagraphs else None)
+    if not args.cudagraphs:
+        return step
+
+    def replayed(*inputs):
+        torch.compiler.cudagraph_mark_step_begin()  # each call is a new step: its graph may reuse memory
+        # A replay overwrites the graph's previous outputs: keep copies of what the loop holds on to.
+        return torch.utils._pytree.tree_map_only(torch.Tensor, torch.clone, step(*inputs))
+
+    return replayed
+
+
+def quiet_garbage_collector() -> None:
+    """Python's cycle collector runs every 700 new objects, and one update makes hundreds (tensors, autograd
+    nodes), so it scanned the whole heap several times per step (~10% of the time). Objects made before training
+    are frozen out of its scans, and it runs every 50,000 new objects instead."""
+    gc.freeze()
+    gc.set_threshold(50_000)
+
+
+def crossed(global_step: int, step_size: int, every: int) -> bool:
+    """Whether the last step (of step_size env steps) reached a multiple of `every`."""
+    return global_step // every > (global_step - step_size) // every
+
+
+class RunLog:
+    """What the loop writes to TensorBoard: every finished episode of every sub-env, and every 100 env
+    steps the losses (the loop's only device->host reads) and the env steps per second since last time."""
+
+    def __init__(self, writer: SummaryWriter, num_envs: int):
+        self.writer, self.num_envs = writer, num_envs
+        self.returns, self.lengths = np.zeros(num_envs), np.zeros(num_envs, dtype=int)
+        self.recent = deque(maxlen=10)  # the last 10 episode returns, for the console
+        self.sps_time, self.sps_step = time.time(), 0
+
+    def episodes(self, rewards: np.ndarray, dones: np.ndarray, global_step: int) -> None:
+        self.returns += rewards
+        self.lengths += 1
+        for i in np.flatnonzero(dones):
+            self.writer.add_scalar("charts/episodic_return", self.returns[i], global_step)
+            self.writer.add_scalar("charts/episodic_length", self.lengths[i], global_step)
+            self.recent.append(self.returns[i])
+            self.returns[i], self.lengths[i] = 0.0, 0
+
+    def recent_return(self) -> float | None:
+        return float(np.mean(self.recent)) if self.recent else None
+
+    def maybe_losses(self, losses: dict, alpha: torch.Tensor, global_step: int) -> None:
+        if not crossed(global_step, self.num_envs, 100):
+            return
+        now = time.time()
+        sps = (global_step - self.sps_step) / max(now - self.sps_time, 1e-9)
+        self.writer.add_scalar("charts/SPS", sps, global_step)
+        self.sps_time, self.sps_step = now, global_step
+        if losses:
+            for name, value in {**losses, "alpha": alpha}.items():
+                self.writer.add_scalar(f"losses/{name}", value.item(), global_step)
+
+
+class Progress:
+    """A progress bar redrawn in place on a terminal; a plain line every 5% of the run otherwise."""
+
+    def __init__(self, total: int):
+        self.total, self.tty = total, sys.stdout.isatty()
+        self.next_draw, self.next_line = 0.0, total // 20
+        self.window = deque(maxlen=100)  # (time, step) of the last steps, for a current steps/s
+
+    def update(self, step: int, recent_return: float | None, last_eval: tuple | None) -> None:
+        now = time.time()
+        self.window.append((now, step))
+        if (self.tty and now < self.next_draw) or (not self.tty and step < self.next_line and step < self.total):
+            return
+        self.next_draw, self.next_line = now + 0.25, step + max(self.total // 20, 1)
+        t0, s0 = self.window[0]
+        text = f"step {step:>{len(str(self.total))}}/{self.total}  {(step - s0) / max(now - t0, 1e-9):5.0f} steps/s"
+        text += f"  return {recent_return:8.1f}" if recent_return is not None else "  return        -"
+        text += f"  eval {last_eval[1]:8.1f} (step {last_eval[0]})" if last_eval else ""
+        if self.tty:
+            filled = 30 * step // self.total
+            print(f"\r[{'#' * filled}{'.' * (30 - filled)}] {text}", end="", flush=True)
+        else:
+            print(text, flush=True)
+
+    def close(self) -> None:
+        if self.tty:
+            print()
+
+
+def evaluate(actor, env, episodes: int, seed: int, device, video_dir: str | None = None, name: str = "eval"):
+    """Run the deterministic policy tanh(mean) for whole episodes; return (returns, lengths).
+    Every evaluation of a run (and --eval-model with the run's --seed) resets the env with the same seed,
+    seed + 10_000 (apart from the training envs' seeds), so it meets the same initial states each time."""
+    returns, lengths, frames = [], [], []
+    obs, _ = env.reset(seed=seed + 10_000)
+    for episode in range(episodes):
+        done, episode_return, length = False, 0.0, 0
+        while not done:
+            if video_dir and episode == 0:
+                frames.append(env.render())
+            with torch.no_grad():
+                action = actor.act_deterministic(torch.as_tensor(obs, dtype=torch.float32, device=device)[None])
+            obs, reward, terminated, truncated, _ = env.step(action[0].cpu().numpy())
+            episode_return, length, done = episode_return + float(reward), length + 1, terminated or truncated
+        returns.append(episode_return)
+        lengths.append(length)
+        obs, _ = env.reset()
+    if frames:
+        from gymnasium.utils.save_video import save_video
+
+        save_video(frames, video_dir, fps=env.metadata.get("render_fps", 30), name_prefix=name, save_logger=None)
+    return np.array(returns), np.array(lengths)
+
+
+def run_evaluation(args, actor, eval_env, global_step, writer, run_name, device) -> tuple:
+    video_dir = f"videos/{run_name}" if args.capture_video else None
+    returns, lengths = evaluate(actor, eval_env, args.eval_episodes, args.seed, device,
+                                video_dir, name=f"eval-step{global_step}")  # fmt: skip
+    writer.add_scalar("eval/episodic_return", returns.mean(), global_step)
+    writer.add_scalar("eval/episodic_length", lengths.mean(), global_step)
+    return global_step, float(returns.mean()), float(returns.std())
+
+
+def maybe_evaluate(args, actor, eval_env, global_step, writer, run_name, device, last_eval):
+    if crossed(global_step, args.num_envs, args.eval_frequency):
+        return run_evaluation(args, actor, eval_env, global_step, writer, run_name, device)
+    return last_eval
+
+
+def final_evaluation(args, actor, eval_env, global_step, writer, run_name, device, last_eval) -> None:
+    if last_eval is None or last_eval[0] != global_step:
+        last_eval = run_evaluation(args, actor, eval_env, global_step, writer, run_name, device)
+    print(f"final evaluation at step {global_step}: return {last_eval[1]:.1f} +- {last_eval[2]:.1f} "
+          f"over {args.eval_episodes} episodes")  # fmt: skip
+
+
+def save_model(args, run_name, actor, qf, vf, vf_target, log_alpha) -> None:
+    path = f"runs/{run_name}/{args.exp_name}.pt"
+    modules = {"actor": actor, "qf": qf, "vf": vf, "vf_target": vf_target}
+    state = {name: module.state_dict() for name, module in modules.items()}
+    state["log_alpha"] = log_alpha.detach().cpu()
+    torch.save({"script": "sac_v1_value", "args": asdict(args), **state}, path)
+    print(f"model saved to {path}; evaluate it with: python {os.path.basename(__file__)} --eval-model {path}")
+
+
+def evaluate_saved_model(args: Args) -> None:
+    """--eval-model PATH: load a saved actor, run --eval-episodes deterministic episodes (and a video)."""
+    if args.eval_episodes <= 0:
+        fail(f"--eval-episodes must be positive, got {args.eval_episodes}")
+    try:
+        saved = torch.load(args.eval_model, map_location="cpu", weights_only=True)
+    except Exception as e:  # missing, truncated, not a torch file: whatever the cause, one line for the user
+        fail(f"--eval-model {args.eval_model}: cannot load it ({(str(e).splitlines() or [type(e).__name__])[0]})")
+    if not isinstance(saved, dict) or saved.get("script") != "sac_v1_value":
+        fail(f"--eval-model {args.eval_model}: not a model saved by sac_v1_value.py --save-model")
+    env_id = saved["args"]["env_id"]
+    torch.set_num_threads(args.threads)
+    if args.capture_video:
+        use_headless_rendering()
+    make_raw_env_or_fail(env_id).close()
+    env = make_env(env_id, render=args.capture_video)
+    actor = Actor(env.observation_space.shape[0], env.action_space.shape[0])
+    actor.load_state_dict(saved["actor"])
+    video_dir = f"videos/{env_id}__{args.exp_name}__eval__{int(time.time())}" if args.capture_video else None
+    returns, lengths = evaluate(actor, env, args.eval_episodes, args.seed, torch.device("cpu"), video_dir)
+    env.close()
+    print(f"{env_id}: return {returns.mean():.1f} +- {returns.std():.1f}, length {lengths.mean():.0f} "
+          f"over {args.eval_episodes} episodes" + (f"; video in {video_dir}/" if video_dir else ""))  # fmt: skip
+
+
+if __name__ == "__main__":
+    train(tyro.cli(Args))

@@ -1,0 +1,160 @@
+"""SAC v1's losses (sac_v1_value.py) against their definitions in arXiv 1801.01290."""
+
+import copy
+
+import torch
+from conftest import constant_q, plain_twin_critics
+
+
+def hand_built_batch(obs_dim=3, act_dim=1):
+    torch.manual_seed(0)
+    return (torch.randn(4, obs_dim), torch.rand(4, act_dim) * 2 - 1, torch.tensor([1.0, 0.0, -2.0, 0.5]),
+            torch.randn(4, obs_dim), torch.tensor([0.0, 0.0, 1.0, 0.0]))  # fmt: skip
+
+
+def constant_v(v1, value, obs_dim=3):
+    """A value network whose output is `value` everywhere (last layer: zero weights)."""
+    vf = v1.ValueNetwork(obs_dim)
+    with torch.no_grad():
+        vf.net[-1].weight.zero_()
+        vf.net[-1].bias.fill_(value)
+    return vf
+
+
+def one_update(v1, nets, batch, lr=0.0, **args):
+    """update() once with fresh plain-SGD groups (lr 0: the losses at these parameters, nothing moves)."""
+    actor, qf, vf, vf_target, log_alpha = nets
+    groups = [{"params": net.parameters()} for net in (vf, qf, actor)] + [{"params": [log_alpha]}]
+    optimizer = torch.optim.SGD(groups, lr=lr)
+    torch.manual_seed(7)  # the noise eps of the fresh action a~
+    return v1.update(v1.Batch(*batch), actor, qf, vf, vf_target, optimizer, log_alpha.detach().exp(), log_alpha,
+                     -1.0, v1.Args(**args))  # fmt: skip
+
+
+def test_value_target_on_hand_built_values(v1):
+    q1, q2, log_pi = torch.tensor([3.0, -1.0, 2.0]), torch.tensor([4.0, -2.0, 2.0]), torch.tensor([-1.0, 0.5, 0.0])
+    # by hand: min(Q1, Q2) - alpha log pi
+    torch.testing.assert_close(v1.soft_value_target(q1, q2, log_pi, 0.5), torch.tensor([3.5, -2.25, 2.0]))
+
+
+def test_q_target_on_a_hand_built_batch(v1):
+    rewards, terminations, next_v = (
+        torch.tensor([1.0, 2.0, -1.0]),
+        torch.tensor([0.0, 1.0, 0.0]),
+        torch.tensor([10.0, 5.0, 3.0]),
+    )
+    y = v1.soft_q_target(rewards, terminations, next_v, reward_scale=5.0, gamma=0.9)
+    # by hand: c r + gamma V_bar(s'), and c r alone where the episode terminated
+    torch.testing.assert_close(y, torch.tensor([5 + 0.9 * 10, 10.0, -5 + 0.9 * 3]))
+
+
+def test_update_regresses_v_and_both_q_on_their_targets(v1):
+    obs, actions, rewards, next_obs, terminations = batch = hand_built_batch()
+    actor, qf = v1.Actor(3, 1), constant_q(v1, 2.0, -1.0)
+    nets = (actor, qf, constant_v(v1, 0.5), constant_v(v1, 4.0), torch.zeros(1, requires_grad=True))
+    losses, alpha = one_update(v1, nets, batch, reward_scale=5.0, gamma=0.9)
+    torch.manual_seed(7)
+    with torch.no_grad():
+        _, log_pi, _ = actor.sample(obs)  # the same fresh action as inside the update
+    # J_V: V (0.5) regresses to min(Q1, Q2) - alpha log pi = -1 - log pi, with alpha = 1 (reward scaling)
+    torch.testing.assert_close(losses["vf_loss"], 0.5 * ((0.5 - (-1.0 - log_pi)) ** 2).mean())
+    torch.testing.assert_close(losses["vf_values"], torch.tensor(0.5))
+    # J_Q: both Q regress to c r + gamma (1 - d) V_bar(s'), V_bar = 4, c = 5
+    y = 5.0 * rewards + 0.9 * (1 - terminations) * 4.0
+    torch.testing.assert_close(losses["qf1_loss"], 0.5 * ((2.0 - y) ** 2).mean())
+    torch.testing.assert_close(losses["qf2_loss"], 0.5 * ((-1.0 - y) ** 2).mean())
+    torch.testing.assert_close(losses["qf_loss"], losses["qf1_loss"] + losses["qf2_loss"])
+    torch.testing.assert_close(losses["qf1_values"], torch.tensor(2.0))
+    assert alpha.item() == 1.0 and "alpha_loss" not in losses  # no --autotune: alpha stays 1
+
+
+def test_policy_loss_uses_the_twin_minimum(v1):
+    batch = hand_built_batch()
+    torch.manual_seed(1)
+    actor, qf = v1.Actor(3, 1), v1.SoftQNetworks(3, 1)
+    with torch.no_grad():
+        qf.b3[0] += 1.0  # Q1 > Q2 everywhere: the minimum is Q2
+    qf1, qf2 = plain_twin_critics(qf)
+    losses, _ = one_update(v1, (actor, qf, v1.ValueNetwork(3), v1.ValueNetwork(3), torch.zeros(1)), batch)
+    torch.manual_seed(7)
+    with torch.no_grad():
+        actions, log_pi, _ = actor.sample(batch[0])
+        x = torch.cat([batch[0], actions], 1)
+        q1, q2 = qf1(x).squeeze(1), qf2(x).squeeze(1)
+    assert not torch.allclose(q1, q2)
+    torch.testing.assert_close(losses["actor_loss"], (log_pi - torch.min(q1, q2)).mean())
+    assert not torch.allclose(losses["actor_loss"], (log_pi - q1).mean())  # not Q1 alone, as the authors' code
+
+
+def test_reward_scale_enters_only_the_q_target(v1):
+    torch.manual_seed(2)
+    nets = (v1.Actor(3, 1), v1.SoftQNetworks(3, 1), v1.ValueNetwork(3), v1.ValueNetwork(3), torch.zeros(1))
+    scaled_nets = copy.deepcopy(nets)
+    losses, _ = one_update(v1, nets, hand_built_batch(), lr=0.1, reward_scale=1.0)
+    scaled, _ = one_update(v1, scaled_nets, hand_built_batch(), lr=0.1, reward_scale=5.0)
+    for name in ["vf_loss", "vf_values", "actor_loss", "qf1_values"]:
+        torch.testing.assert_close(scaled[name], losses[name], msg=name)
+    assert scaled["qf1_loss"] != losses["qf1_loss"]
+    for i, (net, scaled_net) in enumerate(zip(nets[:3], scaled_nets[:3], strict=True)):
+        same = all(torch.equal(p, q) for p, q in zip(net.parameters(), scaled_net.parameters(), strict=True))
+        assert same == (i != 1), type(net).__name__  # after one step, only the Q networks differ
+
+
+def test_policy_regulariser_adds_the_l2_penalty_of_mean_and_log_std(v1):
+    torch.manual_seed(3)
+    nets = (v1.Actor(3, 1), v1.SoftQNetworks(3, 1), v1.ValueNetwork(3), v1.ValueNetwork(3), torch.zeros(1))
+    plain, _ = one_update(v1, nets, hand_built_batch())
+    regularised, _ = one_update(v1, nets, hand_built_batch(), policy_reg=1e-3)
+    with torch.no_grad():
+        mean, log_std = nets[0](hand_built_batch()[0])
+    penalty = 1e-3 * 0.5 * (mean.pow(2).mean() + log_std.pow(2).mean())
+    torch.testing.assert_close(regularised["actor_loss"] - plain["actor_loss"], penalty)
+
+
+def test_one_update_equals_separate_steps_of_each_loss(v1):
+    # The script takes every step with one backward pass of the summed losses and one Adam; the plain definition
+    # differentiates each loss with respect to its own network only and steps that with its own Adam. A leak (a
+    # target that is not a constant, Q weights moved by J_pi) would add gradient in the script's sum: they differ.
+    obs, actions, rewards, next_obs, terminations = batch = hand_built_batch(obs_dim=3, act_dim=2)
+    torch.manual_seed(4)
+    plain = (v1.Actor(3, 2), v1.SoftQNetworks(3, 2), v1.ValueNetwork(3), v1.ValueNetwork(3),
+             torch.full((1,), 0.3, requires_grad=True))  # fmt: skip
+    actor, qf, vf, vf_target, log_alpha = copy.deepcopy(plain)
+    p_actor, p_qf, p_vf, p_vf_target, p_log_alpha = plain
+    args = v1.Args(autotune=True, policy_reg=1e-3, reward_scale=3.0, gamma=0.9)
+    rates = [0.03, 0.02, 0.01, 0.01]  # V, Q, pi, alpha
+    groups = [list(vf.parameters()), list(qf.parameters()), list(actor.parameters()), [log_alpha]]
+    optimizer = torch.optim.Adam([{"params": params, "lr": lr} for params, lr in zip(groups, rates, strict=True)])
+    own_params = [list(p_vf.parameters()), list(p_qf.parameters()), list(p_actor.parameters()), [p_log_alpha]]
+    plain_optimizers = [torch.optim.Adam(params, lr=lr) for params, lr in zip(own_params, rates, strict=True)]
+    alpha = p_alpha = log_alpha.detach().exp()
+    for step in range(3):
+        torch.manual_seed(10 + step)
+        losses, alpha = v1.update(v1.Batch(*batch), actor, qf, vf, vf_target, optimizer, alpha, log_alpha, -2.0, args)
+        torch.manual_seed(10 + step)
+        a, log_pi, (mean, log_std) = p_actor.sample(obs)
+        q1_pi, q2_pi = p_qf(obs, a)
+        vf_loss = 0.5 * ((p_vf(obs) - (torch.min(q1_pi, q2_pi) - p_alpha * log_pi).detach()) ** 2).mean()
+        y = 3.0 * rewards + 0.9 * (1 - terminations) * p_vf_target(next_obs).detach()
+        q1, q2 = p_qf(obs, actions)
+        qf_loss = 0.5 * ((q1 - y) ** 2).mean() + 0.5 * ((q2 - y) ** 2).mean()
+        reg = 1e-3 * 0.5 * (mean.pow(2).mean() + log_std.pow(2).mean())
+        actor_loss = (p_alpha * log_pi - torch.min(q1_pi, q2_pi)).mean() + reg
+        alpha_loss = (-p_log_alpha.exp() * (log_pi.detach() - 2.0)).mean()
+        losses_and_params = zip([vf_loss, qf_loss, actor_loss, alpha_loss], own_params, strict=True)
+        grads = [torch.autograd.grad(loss, params, retain_graph=True) for loss, params in losses_and_params]
+        for params, param_grads, plain_optimizer in zip(own_params, grads, plain_optimizers, strict=True):
+            for param, grad in zip(params, param_grads, strict=True):
+                param.grad = grad
+            plain_optimizer.step()  # after every gradient is taken: all at the same parameters
+        p_alpha = p_log_alpha.detach().exp()
+        for name, value in [("vf_loss", vf_loss), ("qf_loss", qf_loss), ("actor_loss", actor_loss),
+                            ("alpha_loss", alpha_loss)]:  # fmt: skip
+            torch.testing.assert_close(losses[name], value.detach(), msg=name)
+        v1.polyak_update(vf_target, vf, 0.5)
+        v1.polyak_update(p_vf_target, p_vf, 0.5)
+    torch.testing.assert_close(alpha, p_alpha)
+    assert log_alpha.item() != 0.3 and not alpha.requires_grad
+    for net, plain_net in [(actor, p_actor), (qf, p_qf), (vf, p_vf), (vf_target, p_vf_target)]:
+        for p, q in zip(net.parameters(), plain_net.parameters(), strict=True):
+            torch.testing.assert_close(p, q)
