@@ -35,6 +35,12 @@ def each_sac(request):
     return importlib.import_module(request.param)
 
 
+@pytest.fixture(scope="session")
+def atari():
+    """sac_discrete_atari.py (SAC-Discrete) imported as a module."""
+    return importlib.import_module("sac_discrete_atari")
+
+
 def run_script(*flags: str, cwd: Path, script: str = "sac_continuous_action", timeout: float = 600):
     """Run a script with `flags` in `cwd` (runs/ and videos/ land there); stdout and stderr captured."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}

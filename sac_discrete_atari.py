@@ -1,0 +1,797 @@
+"""Soft Actor-Critic for discrete actions (SAC-Discrete) on Atari, in one file.
+
+Follows "Soft Actor-Critic for Discrete Action Settings" (Christodoulou, arXiv 1910.07207), which carries
+SAC v2 (arXiv 1812.05905) over to a finite action set: a categorical policy pi_phi(.|s) over the |A| actions,
+twin soft Q-functions Q_theta1, Q_theta2 that output Q(s, .) for every action at once, with target copies,
+and an automatically tuned temperature alpha. Because the action set is finite, every expectation over
+actions is computed exactly, as a sum weighted by pi(.|s), instead of from a sampled action.
+
+Each network reads the last 4 frames (84x84 grayscale) through its own Nature-DQN CNN encoder (Mnih et al.
+2015). The Atari preprocessing is the standard one (Machado et al., arXiv 1709.06009, lists it): no-op starts,
+max-and-skip 4, a lost life ends a training episode, FIRE at the start where the game needs it, rewards
+clipped to [-1, 1] for training. The logged returns are real game scores: whole games, all lives, unclipped.
+
+The replay buffer stores each 84x84 frame once (uint8, ~7 KB per transition) and rebuilds the stacks of 4
+when it samples, so 1,000,000 transitions fit in ~7.1 GB instead of the ~53 GB of stored stacks.
+
+Run:  python sac_discrete_atari.py --env-id BeamRiderNoFrameskip-v4 --seed 1      (all flags: --help)
+Logs: TensorBoard under runs/{env_id}__{exp_name}__{seed}__{time}/ (tensorboard --logdir runs):
+      charts/ (score and length of every finished game, SPS), eval/ (whole games, greedy policy),
+      losses/ (critic and actor losses, Q values, alpha, policy entropy), written every 100 environment steps.
+"""
+
+import gc
+import math
+import os
+import random
+import shutil
+import sys
+import time
+from collections import deque
+from dataclasses import asdict, dataclass
+from typing import NamedTuple
+
+import ale_py
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import tyro
+from torch.utils.tensorboard import SummaryWriter
+
+gym.register_envs(ale_py)  # the ALE ids (BreakoutNoFrameskip-v4, ALE/Breakout-v5, ...); ale-py ships the ROMs
+
+
+@dataclass
+class Args:
+    exp_name: str = os.path.basename(__file__)[: -len(".py")]
+    """the name of this experiment (part of the run name)"""
+    seed: int = 1
+    """seed of the experiment (python, numpy, torch and the environments)"""
+    torch_deterministic: bool = True
+    """if toggled, `torch.backends.cudnn.deterministic=True`"""
+    cuda: bool = True
+    """use CUDA when it is available (the CPU otherwise)"""
+    threads: int = 2
+    """number of CPU threads torch uses for the networks"""
+    compile: bool = False
+    """torch.compile the update step (pays on CUDA)"""
+    cudagraphs: bool = False
+    """on CUDA: compile the update step and replay it as a CUDA graph (implies --compile)"""
+    track: bool = False
+    """log the run to Weights & Biases as well (needs `pip install wandb`)"""
+    wandb_project_name: str = "sac"
+    """the W&B project name"""
+    wandb_entity: str | None = None
+    """the W&B entity (team or user)"""
+    capture_video: bool = False
+    """record the first game of each evaluation to videos/{run_name}/"""
+    save_model: bool = False
+    """save the networks, log-alpha and the args to runs/{run_name}/{exp_name}.pt at the end"""
+    eval_model: str | None = None
+    """path of a model saved by --save-model: evaluate it (no training) and exit"""
+    eval_frequency: int = 100_000
+    """evaluate the policy every this many environment steps (and at the end)"""
+    eval_episodes: int = 10
+    """number of whole games of each evaluation"""
+    eval_greedy: bool = True
+    """evaluate the greedy policy argmax_a pi(a|s); --no-eval-greedy samples a ~ pi(.|s) instead"""
+
+    # Algorithm
+    env_id: str = "BeamRiderNoFrameskip-v4"
+    """gymnasium id of an Atari game: *NoFrameskip-v4 (no sticky actions) or ALE/*-v5 (sticky actions)"""
+    total_timesteps: int = 5_000_000
+    """total environment steps (agent steps of 4 frames), counted over all sub-environments"""
+    num_envs: int = 1
+    """number of parallel sub-environments"""
+    buffer_size: int = 1_000_000
+    """replay buffer capacity, in frames: one per transition, plus one for the last frame of each episode"""
+    gamma: float = 0.99
+    """discount factor gamma"""
+    tau: float = 1.0
+    """target networks: theta_bar <- tau theta + (1 - tau) theta_bar (1.0: a hard copy)"""
+    batch_size: int = 64
+    """minibatch size of each gradient update"""
+    learning_starts: int = 20_000
+    """environment steps of uniformly random actions before learning starts"""
+    policy_lr: float = 3e-4
+    """learning rate of the policy"""
+    q_lr: float = 3e-4
+    """learning rate of the Q networks and of log-alpha"""
+    adam_eps: float = 1e-4
+    """epsilon of the Adam optimizers"""
+    update_frequency: int = 4
+    """make one gradient update every this many environment steps"""
+    target_network_frequency: int = 8_000
+    """update the target networks every this many environment steps"""
+    alpha: float = 0.2
+    """the fixed temperature alpha when --no-autotune (with --autotune, alpha starts at 1)"""
+    autotune: bool = True
+    """tune alpha automatically towards the target entropy H-bar = target_entropy_scale * log|A|"""
+    target_entropy_scale: float = 0.89
+    """H-bar as a fraction of log|A|, the entropy of the uniform policy (the paper's 0.98 is often unreachable)"""
+
+
+# ----------------------------------------------------------------------------------------------------
+# The environment: an Atari game with the standard preprocessing.
+# ----------------------------------------------------------------------------------------------------
+class AtariLives(gym.Wrapper):
+    """Life handling. With episodic=True (training), losing a life ends the episode (terminated), and the next
+    reset() continues the same game instead of starting a new one (DQN's "episodic life"): the agent learns
+    that a life is worth keeping without being told the score. Where the game needs FIRE to (re)start play,
+    FIRE is pressed after every reset, and, with episodic=False (evaluation), after every lost life: otherwise
+    a policy trained with automatic FIRE would wait forever for a ball that never comes."""
+
+    def __init__(self, env: gym.Env, episodic: bool):
+        super().__init__(env)
+        self.episodic, self.lives, self.game_over = episodic, 0, True
+        meanings = env.unwrapped.get_action_meanings()
+        self.fire = meanings.index("FIRE") if "FIRE" in meanings else None
+
+    def reset(self, **kwargs):
+        if self.game_over:
+            obs, info = self.env.reset(**kwargs)
+        else:  # a life was lost: play on with a no-op step, which also moves past the frames of the loss
+            obs, _, terminated, truncated, info = self.env.step(0)
+            if terminated or truncated:
+                obs, info = self.env.reset(**kwargs)
+        self.lives, self.game_over = self.env.unwrapped.ale.lives(), False
+        if self.fire is not None:
+            obs, _, terminated, truncated, info = self.env.step(self.fire)
+            if terminated or truncated:
+                obs, info = self.env.reset(**kwargs)
+        return obs, info
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self.game_over = terminated or truncated
+        lives = self.env.unwrapped.ale.lives()
+        life_lost, self.lives = 0 < lives < self.lives, lives
+        if life_lost and self.episodic:
+            terminated = True
+        elif life_lost and self.fire is not None and not self.game_over:
+            obs, fire_reward, terminated, truncated, info = self.env.step(self.fire)
+            reward, self.game_over = reward + fire_reward, terminated or truncated
+        return obs, reward, terminated, truncated, info
+
+
+def make_env(env_id: str, train: bool = True, render: bool = False) -> gym.Env:
+    """The game, 4 frames per agent step, as stacks of 4 grayscale 84x84 uint8 frames. train=True adds the
+    training-only parts: a lost life ends the episode, rewards are clipped to [-1, 1]."""
+    # frameskip=1: the ALE emits every frame and AtariPreprocessing skips (v5 ids skip 4 frames themselves by
+    # default); v5's sticky actions (repeat_action_probability 0.25) are kept.
+    env = gym.make(env_id, frameskip=1, render_mode="rgb_array" if render else None)
+    # AtariPreprocessing: up to 30 no-ops at reset, repeat each action 4 frames and take the max of the last
+    # two (Atari sprites flicker), then grayscale and resize to 84x84.
+    env = gym.wrappers.AtariPreprocessing(env, noop_max=30, frame_skip=4, screen_size=84)
+    # Placed inside the life handling, where an episode is a whole game: info["episode"] holds the game's score.
+    env = gym.wrappers.RecordEpisodeStatistics(env)
+    env = AtariLives(env, episodic=train)
+    if train:
+        env = gym.wrappers.ClipReward(env, -1.0, 1.0)
+    return gym.wrappers.FrameStackObservation(env, 4, padding_type="reset")  # a new episode repeats frame 1
+
+
+def make_vector_env(args: Args) -> gym.vector.VectorEnv:
+    # SAME_STEP autoreset: when a sub-env's episode ends, step() already returns the first observation
+    # of its next episode, and the real last observation in infos["final_obs"]. Every step is then a
+    # real transition, and none spans two episodes.
+    return gym.vector.SyncVectorEnv(
+        [lambda: make_env(args.env_id) for _ in range(args.num_envs)],
+        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
+    )
+
+
+def step_envs(envs: gym.vector.VectorEnv, actions: np.ndarray):
+    """Step all sub-envs. Returns next_obs (to act on: a reset observation where an episode ended), rewards,
+    terminations, truncations, real_next_obs (to store: the real last observation there) and the games that
+    ended, as a list of (sub-env, score, length)."""
+    next_obs, rewards, terminations, truncations, infos = envs.step(actions)
+    real_next_obs, games = next_obs.copy(), []
+    final = infos.get("final_info", {})
+    for i in np.flatnonzero(infos.get("_final_obs", ())):
+        real_next_obs[i] = infos["final_obs"][i]
+        if final.get("_episode", np.zeros(len(rewards), bool))[i]:  # the game itself ended, not just a life
+            games.append((i, float(final["episode"]["r"][i]), int(final["episode"]["l"][i])))
+    return next_obs, rewards, terminations, truncations, real_next_obs, games
+
+
+# ----------------------------------------------------------------------------------------------------
+# The replay buffer D: each frame stored once, the stacks rebuilt at sample time.
+# ----------------------------------------------------------------------------------------------------
+class Batch(NamedTuple):
+    obs: torch.Tensor  # (B, 4, 84, 84) uint8
+    actions: torch.Tensor  # (B,) int64
+    rewards: torch.Tensor
+    next_obs: torch.Tensor
+    terminations: torch.Tensor
+
+
+class FrameReplayBuffer:
+    """Each sub-env writes its own ring of `slots` frames, one frame per step: slot j holds the newest frame of
+    s_t and the transition's (a_t, r_t, terminated), and slot j+1 the newest frame of s_{t+1}. Where an episode
+    ends, its real last frame takes one extra slot (it starts no transition), and the next episode's first frame
+    the slot after it. A stack of 4 is rebuilt from a slot and the three before it; `age` (steps since the
+    episode's first frame, at most 3) says how far back it may reach: older positions repeat the episode's first
+    frame, as frame stacking at reset does. So a stack never spans two episodes, and a truncated episode's last
+    observation is kept for its bootstrap."""
+
+    BYTES_PER_SLOT = 84 * 84 + 1 + 4 + 4 + 1 + 1  # frame, action, reward, termination, age, start flag
+
+    def __init__(self, capacity: int, num_envs: int, device: torch.device, frame_shape=(84, 84)):
+        self.slots = -(-capacity // num_envs)  # ceil: at least `capacity` frames over all sub-envs
+        self.num_envs, self.device = num_envs, device
+        self.frames = torch.empty((num_envs, self.slots, *frame_shape), dtype=torch.uint8)  # untouched: no RAM yet
+        self.actions = torch.zeros((num_envs, self.slots), dtype=torch.uint8)  # |A| <= 18 on every Atari game
+        self.rewards = torch.zeros((num_envs, self.slots))
+        self.terminations = torch.zeros((num_envs, self.slots))
+        self.age = torch.zeros((num_envs, self.slots), dtype=torch.int8)
+        self.starts = torch.zeros((num_envs, self.slots), dtype=torch.bool)  # slot j starts a stored transition
+        self.head = np.zeros(num_envs, dtype=np.int64)  # the slot of each sub-env's current observation
+        self.written = 0  # slots written per sub-env so far (at most `slots` are kept)
+        self.pinned = torch.empty(0)  # on CUDA: the host block that the sampled frames are gathered into
+
+    def _write(self, envs: np.ndarray, slots: np.ndarray, frames: np.ndarray, age) -> None:
+        envs, slots = torch.as_tensor(envs), torch.as_tensor(slots % self.slots)
+        self.frames[envs, slots] = torch.as_tensor(frames)
+        self.age[envs, slots] = torch.as_tensor(age, dtype=torch.int8)
+        # The new frame is nobody's s_t yet; and the three oldest slots after it lose the frames before them.
+        for k in range(4):
+            self.starts[envs, (slots + k) % self.slots] = False
+
+    def reset(self, obs: np.ndarray) -> None:
+        """The first observations (num_envs, 4, 84, 84) after envs.reset()."""
+        self._write(np.arange(self.num_envs), self.head, obs[:, -1], 0)
+        self.written = 1
+
+    def add(self, actions, rewards, terminations, real_next_obs, next_obs, dones) -> None:
+        """Store one step of every sub-env: s_t's slot gets (a_t, r_t, terminated), the next slot the newest frame
+        of s_{t+1} (the real last one where an episode ended), and the slot after that the first frame of the
+        next episode there."""
+        envs, head = np.arange(self.num_envs), self.head
+        self.actions[envs, head] = torch.as_tensor(actions, dtype=torch.uint8)
+        self.rewards[envs, head] = torch.as_tensor(rewards, dtype=torch.float32)
+        self.terminations[envs, head] = torch.as_tensor(terminations, dtype=torch.float32)
+        self.starts[envs, head] = True
+        self._write(envs, head + 1, real_next_obs[:, -1], torch.clamp(self.age[envs, head] + 1, max=3))
+        ended = np.flatnonzero(dones)
+        if len(ended):
+            self._write(ended, head[ended] + 2, next_obs[ended, -1], 0)
+        self.head = (head + 1 + dones) % self.slots
+        self.written = min(self.written + 1 + int(dones.any()), self.slots)
+
+    def sample(self, batch_size: int) -> Batch:
+        return self.gather(*self.sample_slots(batch_size))
+
+    def sample_slots(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Uniform over the stored transitions: uniform (sub-env, slot) pairs, those that start no transition
+        drawn again (about 1 in 100: the episodes' last frames and the oldest few slots)."""
+        envs = torch.randint(0, self.num_envs, (batch_size,))
+        slots = torch.randint(0, self.written, (batch_size,))
+        while not (ok := self.starts[envs, slots]).all():
+            redraw = torch.nonzero(~ok).squeeze(1)
+            envs[redraw] = torch.randint(0, self.num_envs, (len(redraw),))
+            slots[redraw] = torch.randint(0, self.written, (len(redraw),))
+        return envs, slots
+
+    def gather(self, envs: torch.Tensor, slots: torch.Tensor) -> Batch:
+        """The transitions that start at these (sub-env, slot) pairs, on the training device."""
+        # The window of frames j-3 .. j+1: s_t is its first 4, s_{t+1} its last 4. Before the episode's first
+        # frame (offset > age), it repeats that frame.
+        age = self.age[envs, slots].unsqueeze(1)
+        offsets = torch.arange(-3, 2)
+        window_slots = (slots.unsqueeze(1) + torch.maximum(offsets, -age)) % self.slots
+        index = (envs.unsqueeze(1) * self.slots + window_slots).view(-1)
+        flat = self.frames.view(-1, *self.frames.shape[2:])  # (num_envs * slots, 84, 84)
+        if self.device.type == "cuda":  # through a pinned block, so that the copy to the GPU is asynchronous
+            if len(self.pinned) < len(index):
+                self.pinned = torch.empty((len(index), *flat.shape[1:]), dtype=torch.uint8, pin_memory=True)
+            # The next sample overwrites this block only after the loop has read an action back from the GPU,
+            # which waits for this copy to finish.
+            window = torch.index_select(flat, 0, index, out=self.pinned[: len(index)]).to(
+                self.device, non_blocking=True
+            )
+        else:
+            window = flat[index]
+        window = window.view(len(slots), 5, *flat.shape[1:])
+        actions, rewards, terminations = (
+            t[envs, slots].to(self.device) for t in (self.actions, self.rewards, self.terminations)
+        )
+        return Batch(window[:, :4], actions.long(), rewards, window[:, 1:], terminations)
+
+
+# ----------------------------------------------------------------------------------------------------
+# The networks: soft Q-functions Q_theta(s, .) and the categorical policy pi_phi(.|s).
+# ----------------------------------------------------------------------------------------------------
+def nature_cnn() -> nn.Sequential:
+    """The Nature-DQN encoder: 4x84x84 frames -> 512 features."""
+    return nn.Sequential(
+        nn.Conv2d(4, 32, 8, stride=4), nn.ReLU(), nn.Conv2d(32, 64, 4, stride=2), nn.ReLU(),
+        nn.Conv2d(64, 64, 3, stride=1), nn.ReLU(), nn.Flatten(), nn.Linear(64 * 7 * 7, 512), nn.ReLU(),
+    )  # fmt: skip
+
+
+def kaiming_init(module: nn.Module) -> nn.Module:
+    """Kaiming-normal weights (He et al. 2015, for ReLU layers) and zero biases in every layer; the conv weights
+    laid out channels-last, as scale_frames lays out the frames."""
+    for layer in module.modules():
+        if isinstance(layer, (nn.Conv2d, nn.Linear)):
+            nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
+            nn.init.zeros_(layer.bias)
+    return module.to(memory_format=torch.channels_last)
+
+
+def scale_frames(obs: torch.Tensor) -> torch.Tensor:
+    """uint8 frames (B, 4, 84, 84) -> floats in [0, 1], stored channels-last (NHWC): the layout in which the
+    convolutions run fastest (their backward pass ~25% faster than in NCHW on a 2-core CPU)."""
+    return obs.contiguous(memory_format=torch.channels_last) * (1.0 / 255.0)
+
+
+class SoftQNetwork(nn.Module):
+    """Q_theta(s, .): the soft Q-values of all |A| actions of a state, from its own CNN encoder."""
+
+    def __init__(self, n_actions: int):
+        super().__init__()
+        self.net = kaiming_init(nn.Sequential(nature_cnn(), nn.Linear(512, n_actions)))
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.net(scale_frames(obs))
+
+
+class Actor(nn.Module):
+    """pi_phi(.|s) = softmax(logits_phi(s)), from its own CNN encoder (sharing one with the critics would let
+    the critics' larger gradients shape the policy's features)."""
+
+    def __init__(self, n_actions: int):
+        super().__init__()
+        self.net = kaiming_init(nn.Sequential(nature_cnn(), nn.Linear(512, n_actions)))
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        """log pi(.|s), shape (B, |A|), by log_softmax: exact, and finite where a probability underflows to 0."""
+        return F.log_softmax(self.net(scale_frames(obs)), dim=1)
+
+    def sample(self, obs: torch.Tensor) -> torch.Tensor:
+        """a ~ pi(.|s)."""
+        return torch.multinomial(self(obs).exp(), 1).squeeze(1)
+
+    def act_greedy(self, obs: torch.Tensor) -> torch.Tensor:
+        """The evaluation action argmax_a pi(a|s)."""
+        return self(obs).argmax(1)
+
+
+# ----------------------------------------------------------------------------------------------------
+# The losses and the update (equation numbers of arXiv 1910.07207).
+# ----------------------------------------------------------------------------------------------------
+def soft_q_target(rewards, terminations, next_q1, next_q2, next_log_pi, alpha, gamma) -> torch.Tensor:
+    """y = r + gamma (1 - d) V(s'), V(s') = pi(.|s')^T [min_i Q_theta_bar_i(s', .) - alpha log pi(.|s')]  (Eqs. 3, 10):
+    the expectation over a' is the exact sum over the |A| actions. d is 1 only for a true termination (here a lost
+    life, too); a time-limit truncation bootstraps like any other step."""
+    next_pi = next_log_pi.exp()
+    soft_value = (next_pi * (torch.min(next_q1, next_q2) - alpha * next_log_pi)).sum(1)
+    return rewards + gamma * (1.0 - terminations) * soft_value
+
+
+def actor_loss_fn(log_pi, q1, q2, alpha) -> torch.Tensor:
+    """J_pi(phi) = E_{s~D}[ pi(.|s)^T (alpha log pi(.|s) - min_i Q_theta_i(s, .)) ]  (Eq. 12): a sum over the
+    actions (an average would scale the loss by 1/|A|), Q a constant."""
+    return (log_pi.exp() * (alpha * log_pi - torch.min(q1, q2).detach())).sum(1).mean()
+
+
+def alpha_loss_fn(log_alpha, log_pi, target_entropy) -> torch.Tensor:
+    """J(alpha) = E_{s~D}[ pi(.|s)^T (-alpha (log pi(.|s) + H-bar)) ]  (Eq. 11), with alpha = exp(log_alpha) > 0.
+    Its gradient lowers alpha while the policy's entropy is above H-bar and raises it below."""
+    pi, log_pi = log_pi.exp().detach(), log_pi.detach()
+    return (-log_alpha.exp() * (pi * (log_pi + target_entropy)).sum(1)).mean()
+
+
+def update(batch, actor, qf1, qf2, qf1_target, qf2_target, optimizer, alpha, log_alpha, target_entropy, args):
+    """One gradient step on J_Q(theta_1), J_Q(theta_2), J_pi(phi) (and J(alpha) with --autotune), all at the
+    current parameters. Returns (losses, alpha)."""
+    # J_Q(theta_i) = E_D[ 1/2 (Q_theta_i(s, a) - y)^2 ]  (Eq. 2), y from the target networks (Eq. 10)
+    with torch.no_grad():
+        next_log_pi = actor(batch.next_obs)
+        y = soft_q_target(batch.rewards, batch.terminations, qf1_target(batch.next_obs), qf2_target(batch.next_obs),
+                          next_log_pi, alpha, args.gamma)  # fmt: skip
+    q1, q2 = qf1(batch.obs), qf2(batch.obs)  # Q_theta_i(s, .) for all actions: (B, |A|)
+    qf1_values = q1.gather(1, batch.actions.unsqueeze(1)).squeeze(1)  # Q_theta_i(s, a) of the stored action
+    qf2_values = q2.gather(1, batch.actions.unsqueeze(1)).squeeze(1)
+    qf1_loss = 0.5 * F.mse_loss(qf1_values, y)
+    qf2_loss = 0.5 * F.mse_loss(qf2_values, y)
+
+    # J_pi and J(alpha) at the same states; J_pi reuses the critics' Q(s, .) as constants (no second forward pass).
+    log_pi = actor(batch.obs)
+    actor_loss = actor_loss_fn(log_pi, q1, q2, alpha)
+    alpha_loss = alpha_loss_fn(log_alpha, log_pi, target_entropy) if args.autotune else None
+
+    # The losses share no parameter (separate encoders; each target and Q in J_pi a constant), so the gradient
+    # of their sum is each loss's own gradient, and one Adam with a parameter group per network (Adam treats
+    # every parameter on its own) takes all the steps: one backward pass, one optimizer call.
+    total = qf1_loss + qf2_loss + actor_loss + (0.0 if alpha_loss is None else alpha_loss)
+    optimizer.zero_grad(set_to_none=True)
+    total.backward()
+    optimizer.step()
+
+    entropy = -(log_pi.exp() * log_pi).sum(1).mean()  # H(pi(.|s)), to compare with H-bar
+    losses = {"qf1_values": qf1_values.detach().mean(), "qf2_values": qf2_values.detach().mean(),
+              "qf1_loss": qf1_loss.detach(), "qf2_loss": qf2_loss.detach(), "qf_loss": (qf1_loss + qf2_loss).detach(),
+              "actor_loss": actor_loss.detach(), "entropy": entropy.detach()}  # fmt: skip
+    if alpha_loss is None:  # a fixed alpha
+        return losses, alpha
+    return {**losses, "alpha_loss": alpha_loss.detach()}, log_alpha.detach().exp()
+
+
+@torch.no_grad()
+def polyak_update(target: nn.Module, source: nn.Module, tau: float) -> None:
+    """theta_bar <- tau theta + (1 - tau) theta_bar, in one fused op over all parameters (tau = 1: an exact copy,
+    as lerp computes theta - (theta - theta_bar)(1 - tau) for tau >= 0.5)."""
+    torch._foreach_lerp_(list(target.parameters()), list(source.parameters()), tau)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Training: Algorithm 1 of arXiv 1910.07207 (DQN's schedule: an update every few steps, periodic target copies).
+# ----------------------------------------------------------------------------------------------------
+def train(args: Args) -> None:
+    if args.eval_model:
+        return evaluate_saved_model(args)
+    n_actions = check_inputs(args)
+    device, run_name, writer = setup_run(args)
+
+    envs = make_vector_env(args)
+    actor = Actor(n_actions).to(device)
+    qf1, qf2 = SoftQNetwork(n_actions).to(device), SoftQNetwork(n_actions).to(device)
+    qf1_target, qf2_target = SoftQNetwork(n_actions).to(device), SoftQNetwork(n_actions).to(device)
+    qf1_target.load_state_dict(qf1.state_dict())  # theta_bar_i <- theta_i
+    qf2_target.load_state_dict(qf2.state_dict())
+
+    # Temperature: alpha = exp(log_alpha) keeps alpha > 0 for any gradient step on log_alpha.
+    target_entropy = args.target_entropy_scale * math.log(n_actions)  # H-bar, a fraction of the uniform's entropy
+    log_alpha = torch.tensor([0.0 if args.autotune else math.log(args.alpha)], device=device)
+    alpha = log_alpha.exp()  # a tensor, never a Python float: reading it back would sync the device
+    # One Adam, a parameter group per network: Adam treats each parameter on its own, so this is the same as one
+    # optimizer each, with one step call. fused=True: one kernel per device instead of a dozen small ops a tensor.
+    param_groups = [{"params": [*qf1.parameters(), *qf2.parameters()], "lr": args.q_lr},
+                    {"params": actor.parameters(), "lr": args.policy_lr}]  # fmt: skip
+    if args.autotune:
+        log_alpha.requires_grad_(True)
+        param_groups.append({"params": [log_alpha], "lr": args.q_lr})
+    optimizer = torch.optim.Adam(param_groups, eps=args.adam_eps, fused=True)
+
+    rb = FrameReplayBuffer(args.buffer_size, args.num_envs, device)
+    log, progress = RunLog(writer, args.num_envs), Progress(args.total_timesteps)
+    eval_env, last_eval, losses = make_env(args.env_id, train=False, render=args.capture_video), None, {}
+    obs, _ = envs.reset(seed=args.seed)
+    rb.reset(obs)
+    update_step = compiled_update(args)  # update, or its compiled form
+    quiet_garbage_collector()
+
+    for iteration in range(1, args.total_timesteps // args.num_envs + 1):
+        global_step = iteration * args.num_envs
+        # Act: uniformly random actions for the first learning_starts steps, then a_t ~ pi_phi(.|s_t).
+        if global_step <= args.learning_starts:
+            actions = torch.randint(0, n_actions, (args.num_envs,))
+        else:
+            with torch.no_grad():
+                actions = actor.sample(torch.as_tensor(obs, device=device))
+        actions = actions.cpu().numpy()
+        next_obs, rewards, terminations, truncations, real_next_obs, games = step_envs(envs, actions)
+
+        # Store (s_t, a_t, r_t, s_{t+1}, terminated) in D: only the new frames (see FrameReplayBuffer). Where an
+        # episode ended, s_{t+1} is its real last observation, not the first one of the next episode that next_obs
+        # holds; only a termination ends the bootstrap (a truncation is stored with terminated = 0).
+        rb.add(actions, rewards, terminations, real_next_obs, next_obs, terminations | truncations)
+        obs = next_obs
+        log.games(games, global_step)
+
+        # Learn: one gradient step every update_frequency steps, a target network update every
+        # target_network_frequency steps.
+        if global_step > args.learning_starts:
+            if crossed(global_step, args.num_envs, args.update_frequency):
+                batch = rb.sample(args.batch_size)
+                step_losses, alpha = update_step(batch, actor, qf1, qf2, qf1_target, qf2_target, optimizer,
+                                                 alpha, log_alpha, target_entropy, args)  # fmt: skip
+                losses.update(step_losses)
+            if crossed(global_step, args.num_envs, args.target_network_frequency):
+                polyak_update(qf1_target, qf1, args.tau)
+                polyak_update(qf2_target, qf2, args.tau)
+
+        log.maybe_losses(losses, alpha, global_step)
+        last_eval = maybe_evaluate(args, actor, eval_env, global_step, writer, run_name, device, last_eval)
+        progress.update(global_step, log.recent_return(), last_eval)
+
+    progress.close()
+    final_evaluation(args, actor, eval_env, global_step, writer, run_name, device, last_eval)
+    if args.save_model:
+        save_model(args, run_name, actor, qf1, qf2, qf1_target, qf2_target, log_alpha)
+    envs.close()
+    eval_env.close()
+    writer.close()
+
+
+# ====================================================================================================
+# Plumbing: input checks, run setup, logging, evaluation, saving and loading. Nothing of SAC below.
+# ====================================================================================================
+def fail(message: str) -> None:
+    """Stop before training with a one-line message and exit code 2 (the code argparse and tyro use)."""
+    print(f"{os.path.basename(sys.argv[0]) or 'sac'}: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def check_inputs(args: Args) -> int:
+    """Validate the flags and the environment; return the number of actions |A|."""
+    positive = ["total_timesteps", "num_envs", "buffer_size", "batch_size", "update_frequency",
+                "target_network_frequency", "eval_frequency", "eval_episodes", "threads"]  # fmt: skip
+    for name in positive:
+        if getattr(args, name) <= 0:
+            fail(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+    for name in ["policy_lr", "q_lr", "adam_eps", "alpha"]:
+        if not getattr(args, name) > 0 or not math.isfinite(getattr(args, name)):
+            fail(f"--{name.replace('_', '-')} must be a positive number, got {getattr(args, name)}")
+    if not 0 <= args.gamma < 1:
+        fail(f"--gamma must be in [0, 1), got {args.gamma}")
+    if not 0 < args.tau <= 1:
+        fail(f"--tau must be in (0, 1], got {args.tau}")
+    if not 0 < args.target_entropy_scale < 1:
+        fail(f"--target-entropy-scale must be in (0, 1), got {args.target_entropy_scale}: H-bar = scale * log|A|, "
+             "and log|A| is the entropy of the uniform policy, the most any policy has")  # fmt: skip
+    if args.batch_size > args.buffer_size:
+        fail(f"--batch-size ({args.batch_size}) must not exceed --buffer-size ({args.buffer_size})")
+    if args.learning_starts < args.batch_size:
+        fail(f"--learning-starts ({args.learning_starts}) must be at least --batch-size ({args.batch_size})")
+    if args.buffer_size // args.num_envs < 16:
+        fail(f"--buffer-size ({args.buffer_size}) must hold at least 16 frames per sub-env "
+             f"(--num-envs {args.num_envs})")  # fmt: skip
+    last_step = args.total_timesteps // args.num_envs * args.num_envs  # the loop's last global_step
+    if args.learning_starts >= last_step:
+        fail(f"--learning-starts ({args.learning_starts}) must be below --total-timesteps "
+             f"({args.total_timesteps}, a multiple of --num-envs {args.num_envs}), or nothing is learned")  # fmt: skip
+    check_memory(args.buffer_size)
+    on_cuda = args.cuda and torch.cuda.is_available()
+    if args.cudagraphs and not on_cuda:
+        why = ": torch sees none here" if args.cuda else ", and --no-cuda was given"
+        fail(f"--cudagraphs needs a CUDA device{why}")
+    if args.compile and not on_cuda and shutil.which(os.environ.get("CXX", "g++")) is None:
+        fail("--compile on the CPU needs a C++ compiler (g++, or the one named by $CXX); none was found")
+    if args.track:
+        try:
+            import wandb  # noqa: F401
+        except ImportError:
+            fail("--track needs Weights & Biases: pip install wandb")
+    return check_env(args.env_id)
+
+
+def check_env(env_id: str) -> int:
+    """An unknown id, a non-Atari env, a continuous action space, RAM observations: one line each."""
+    try:
+        spec = gym.spec(env_id)
+    except gym.error.Error:
+        fail(f"--env-id {env_id!r} is not a registered gymnasium environment; Atari ids look like "
+             "BreakoutNoFrameskip-v4 or ALE/Breakout-v5 (list them: python -c \"import gymnasium, ale_py; "
+             "gymnasium.register_envs(ale_py); gymnasium.pprint_registry()\")")  # fmt: skip
+    if not str(spec.entry_point).startswith("ale_py"):
+        try:
+            space = gym.make(env_id).action_space
+        except Exception:  # it is not Atari either way; what fails in its constructor is beside the point
+            space = None
+        if isinstance(space, gym.spaces.Box):
+            fail(f"--env-id {env_id} has a continuous action space ({space}); use sac_continuous_action.py")
+        fail(f"--env-id {env_id} is not an Atari game (ALE); this script's CNN reads Atari frames")
+    if spec.kwargs.get("obs_type", "rgb") != "rgb":
+        fail(f"--env-id {env_id} observes {spec.kwargs['obs_type']!r}; this script needs the screen (obs_type 'rgb')")
+    env = gym.make(env_id, frameskip=1)
+    n_actions = env.action_space.n
+    env.close()
+    return n_actions
+
+
+def check_memory(buffer_size: int) -> None:
+    """The frame store fills as the run goes: say now, not hours later, if it cannot fit in this machine's RAM."""
+    need = buffer_size * FrameReplayBuffer.BYTES_PER_SLOT
+    try:
+        with open("/proc/meminfo") as f:
+            info = {line.split(":")[0]: int(line.split()[1]) * 1024 for line in f}
+        have = info["MemAvailable"] + info.get("SwapFree", 0)
+    except (OSError, KeyError, ValueError):  # not Linux: no check
+        return
+    if need > have:
+        fail(f"--buffer-size {buffer_size} needs {need / 1e9:.1f} GB of memory for its frames, and this machine "
+             f"has {have / 1e9:.1f} GB available; lower --buffer-size")  # fmt: skip
+
+
+def setup_run(args: Args) -> tuple[torch.device, str, SummaryWriter]:
+    """Seed everything, pick the device and threads, open the TensorBoard writer (and W&B)."""
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    torch.backends.cudnn.deterministic = args.torch_deterministic
+    torch.set_num_threads(args.threads)
+    device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
+    run_name = f"{args.env_id.replace('/', '-')}__{args.exp_name}__{args.seed}__{int(time.time())}"
+    if args.track:
+        import wandb
+
+        wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, sync_tensorboard=True,
+                   config=vars(args), name=run_name, save_code=True)  # fmt: skip
+    writer = SummaryWriter(f"runs/{run_name}")
+    table = "\n".join(f"|{key}|{value}|" for key, value in vars(args).items())
+    writer.add_text("hyperparameters", f"|param|value|\n|-|-|\n{table}")
+    print(f"run {run_name} on {device} ({args.threads} threads); TensorBoard: tensorboard --logdir runs")
+    return device, run_name, writer
+
+
+def compiled_update(args: Args):
+    """The update step: as written (eager), or with --compile as a torch.compile graph, and with --cudagraphs
+    also recorded once and replayed as a CUDA graph (torch.compile's "reduce-overhead" mode)."""
+    if not (args.compile or args.cudagraphs):
+        return update
+    step = torch.compile(update, mode="reduce-overhead" if args.cudagraphs else None)
+    if not args.cudagraphs:
+        return step
+
+    def replayed(*inputs):
+        torch.compiler.cudagraph_mark_step_begin()  # each call is a new step: its graph may reuse memory
+        # A replay overwrites the graph's previous outputs: keep copies of what the loop holds on to.
+        return torch.utils._pytree.tree_map_only(torch.Tensor, torch.clone, step(*inputs))
+
+    return replayed
+
+
+def quiet_garbage_collector() -> None:
+    """Python's cycle collector runs every 700 new objects, and one update makes hundreds (tensors, autograd
+    nodes), so it scanned the whole heap several times per step. Objects made before training are frozen out
+    of its scans, and it runs every 50,000 new objects instead."""
+    gc.freeze()
+    gc.set_threshold(50_000)
+
+
+def crossed(global_step: int, step_size: int, every: int) -> bool:
+    """Whether the last step (of step_size env steps) reached a multiple of `every`."""
+    return global_step // every > (global_step - step_size) // every
+
+
+class RunLog:
+    """What the loop writes to TensorBoard: every finished game of every sub-env (its real score, all lives),
+    and every 100 env steps the losses (the loop's only device->host reads) and the env steps per second."""
+
+    def __init__(self, writer: SummaryWriter, num_envs: int):
+        self.writer, self.num_envs = writer, num_envs
+        self.recent = deque(maxlen=10)  # the last 10 game scores, for the console
+        self.sps_time, self.sps_step = time.time(), 0
+
+    def games(self, games: list, global_step: int) -> None:
+        for _, score, length in games:
+            self.writer.add_scalar("charts/episodic_return", score, global_step)
+            self.writer.add_scalar("charts/episodic_length", length, global_step)
+            self.recent.append(score)
+
+    def recent_return(self) -> float | None:
+        return float(np.mean(self.recent)) if self.recent else None
+
+    def maybe_losses(self, losses: dict, alpha: torch.Tensor, global_step: int) -> None:
+        if not crossed(global_step, self.num_envs, 100):
+            return
+        now = time.time()
+        sps = (global_step - self.sps_step) / max(now - self.sps_time, 1e-9)
+        self.writer.add_scalar("charts/SPS", sps, global_step)
+        self.sps_time, self.sps_step = now, global_step
+        if losses:
+            for name, value in {**losses, "alpha": alpha}.items():
+                self.writer.add_scalar(f"losses/{name}", value.item(), global_step)
+
+
+class Progress:
+    """A progress bar redrawn in place on a terminal; a plain line every 5% of the run otherwise."""
+
+    def __init__(self, total: int):
+        self.total, self.tty = total, sys.stdout.isatty()
+        self.next_draw, self.next_line = 0.0, total // 20
+        self.window = deque(maxlen=100)  # (time, step) of the last steps, for a current steps/s
+
+    def update(self, step: int, recent_return: float | None, last_eval: tuple | None) -> None:
+        now = time.time()
+        self.window.append((now, step))
+        if (self.tty and now < self.next_draw) or (not self.tty and step < self.next_line and step < self.total):
+            return
+        self.next_draw, self.next_line = now + 0.25, step + max(self.total // 20, 1)
+        t0, s0 = self.window[0]
+        text = f"step {step:>{len(str(self.total))}}/{self.total}  {(step - s0) / max(now - t0, 1e-9):5.0f} steps/s"
+        text += f"  return {recent_return:8.1f}" if recent_return is not None else "  return        -"
+        text += f"  eval {last_eval[1]:8.1f} (step {last_eval[0]})" if last_eval else ""
+        if self.tty:
+            filled = 30 * step // self.total
+            print(f"\r[{'#' * filled}{'.' * (30 - filled)}] {text}", end="", flush=True)
+        else:
+            print(text, flush=True)
+
+    def close(self) -> None:
+        if self.tty:
+            print()
+
+
+def evaluate(actor, env, episodes: int, seed: int, device, greedy: bool = True, video_dir: str | None = None,
+             name: str = "eval"):  # fmt: skip
+    """Play whole games (all lives, real scores) with the greedy policy (or a sampled one); return (scores,
+    lengths). Every evaluation of a run (and --eval-model with the run's --seed) resets the env with the same
+    seed, seed + 10_000 (apart from the training envs' seeds), so it meets the same starts each time."""
+    returns, lengths, frames = [], [], []
+    obs, _ = env.reset(seed=seed + 10_000)
+    for episode in range(episodes):
+        done, episode_return, length = False, 0.0, 0
+        while not done:
+            if video_dir and episode == 0:
+                frames.append(env.render())
+            with torch.no_grad():
+                obs_t = torch.as_tensor(obs, device=device).unsqueeze(0)
+                action = actor.act_greedy(obs_t) if greedy else actor.sample(obs_t)
+            obs, reward, terminated, truncated, _ = env.step(int(action[0]))
+            episode_return, length, done = episode_return + float(reward), length + 1, terminated or truncated
+        returns.append(episode_return)
+        lengths.append(length)
+        obs, _ = env.reset()
+    if frames:
+        from gymnasium.utils.save_video import save_video
+
+        fps = env.metadata.get("render_fps", 60) // 4  # one frame per agent step of 4 frames
+        save_video(frames, video_dir, fps=fps, name_prefix=name, save_logger=None)
+    return np.array(returns), np.array(lengths)
+
+
+def run_evaluation(args, actor, eval_env, global_step, writer, run_name, device) -> tuple:
+    video_dir = f"videos/{run_name}" if args.capture_video else None
+    returns, lengths = evaluate(actor, eval_env, args.eval_episodes, args.seed, device, args.eval_greedy,
+                                video_dir, name=f"eval-step{global_step}")  # fmt: skip
+    writer.add_scalar("eval/episodic_return", returns.mean(), global_step)
+    writer.add_scalar("eval/episodic_length", lengths.mean(), global_step)
+    return global_step, float(returns.mean()), float(returns.std())
+
+
+def maybe_evaluate(args, actor, eval_env, global_step, writer, run_name, device, last_eval):
+    if crossed(global_step, args.num_envs, args.eval_frequency):
+        return run_evaluation(args, actor, eval_env, global_step, writer, run_name, device)
+    return last_eval
+
+
+def final_evaluation(args, actor, eval_env, global_step, writer, run_name, device, last_eval) -> None:
+    if last_eval is None or last_eval[0] != global_step:
+        last_eval = run_evaluation(args, actor, eval_env, global_step, writer, run_name, device)
+    print(f"final evaluation at step {global_step}: score {last_eval[1]:.1f} +- {last_eval[2]:.1f} "
+          f"over {args.eval_episodes} games")  # fmt: skip
+
+
+def save_model(args, run_name, actor, qf1, qf2, qf1_target, qf2_target, log_alpha) -> None:
+    path = f"runs/{run_name}/{args.exp_name}.pt"
+    modules = {"actor": actor, "qf1": qf1, "qf2": qf2, "qf1_target": qf1_target, "qf2_target": qf2_target}
+    state = {name: module.state_dict() for name, module in modules.items()}
+    state["log_alpha"] = log_alpha.detach().cpu()
+    torch.save({"script": "sac_discrete_atari", "args": asdict(args), **state}, path)
+    print(f"model saved to {path}; evaluate it with: python {os.path.basename(__file__)} --eval-model {path}")
+
+
+def evaluate_saved_model(args: Args) -> None:
+    """--eval-model PATH: load a saved actor, play --eval-episodes whole games (and a video)."""
+    if args.eval_episodes <= 0:
+        fail(f"--eval-episodes must be positive, got {args.eval_episodes}")
+    try:
+        saved = torch.load(args.eval_model, map_location="cpu", weights_only=True)
+    except Exception as e:  # missing, truncated, not a torch file: whatever the cause, one line for the user
+        fail(f"--eval-model {args.eval_model}: cannot load it ({(str(e).splitlines() or [type(e).__name__])[0]})")
+    if not isinstance(saved, dict) or saved.get("script") != "sac_discrete_atari":
+        fail(f"--eval-model {args.eval_model}: not a model saved by sac_discrete_atari.py --save-model")
+    env_id = saved["args"]["env_id"]
+    torch.set_num_threads(args.threads)
+    n_actions = check_env(env_id)
+    env = make_env(env_id, train=False, render=args.capture_video)
+    actor = Actor(n_actions)
+    actor.load_state_dict(saved["actor"])
+    video_dir = None
+    if args.capture_video:
+        video_dir = f"videos/{env_id.replace('/', '-')}__{args.exp_name}__eval__{int(time.time())}"
+    returns, lengths = evaluate(actor, env, args.eval_episodes, args.seed, torch.device("cpu"), args.eval_greedy,
+                                video_dir)  # fmt: skip
+    env.close()
+    print(f"{env_id}: score {returns.mean():.1f} +- {returns.std():.1f}, length {lengths.mean():.0f} "
+          f"over {args.eval_episodes} games" + (f"; video in {video_dir}/" if video_dir else ""))  # fmt: skip
+
+
+if __name__ == "__main__":
+    train(tyro.cli(Args))

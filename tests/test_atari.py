@@ -1,0 +1,263 @@
+"""sac_discrete_atari.py on real ROMs: the Atari wrappers, the frame replay buffer, the input checks, a whole run."""
+
+import re
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from ale_py.env import AtariEnv
+from conftest import read_scalars, run_dir, run_ok, run_script
+
+
+class FrameRecorder(gym.Wrapper):
+    """Sits right on the emulator (under every wrapper of the script) and records what it sees: each frame's
+    action and raw reward, and the real resets. It changes nothing."""
+
+    def __init__(self, env):
+        super().__init__(env)
+        self.actions, self.rewards, self.resets = [], [], 0
+
+    def reset(self, **kwargs):
+        self.resets += 1
+        return self.env.reset(**kwargs)
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self.actions.append(int(action))
+        self.rewards.append(float(reward))
+        return obs, reward, terminated, truncated, info
+
+
+def recorded_game(**kwargs):
+    return FrameRecorder(AtariEnv(**kwargs))
+
+
+# The real ROMs, watched by a FrameRecorder; BreakoutShort truncates at 600 frames (150 agent steps).
+for game, name, extra in [("breakout", "Breakout", {}), ("freeway", "Freeway", {}), ("beam_rider", "BeamRider", {}),
+                          ("breakout", "BreakoutShort", {"max_num_frames_per_episode": 600})]:  # fmt: skip
+    gym.register(f"tests/{name}NoFrameskip-v4", entry_point=recorded_game,
+                 kwargs={"game": game, "frameskip": 1, "repeat_action_probability": 0.0, **extra})  # fmt: skip
+
+
+gym.register("tests/BreakoutRam-v5", entry_point="ale_py.env:AtariEnv", kwargs={"game": "breakout", "obs_type": "ram"})
+
+
+def recorder_of(env: gym.Env) -> FrameRecorder:
+    while not isinstance(env, FrameRecorder):
+        env = env.env
+    return env
+
+
+# ------------------------------------------------------------------ the wrappers
+def test_fire_is_pressed_after_reset_only_where_the_game_needs_it(atari):
+    env = atari.make_env("tests/BreakoutNoFrameskip-v4")
+    obs, _ = env.reset(seed=0)
+    actions = recorder_of(env).actions
+    assert obs.shape == (4, 84, 84) and obs.dtype == np.uint8
+    assert 1 <= len(actions) - 4 <= 30 and set(actions[:-4]) == {0}  # 1-30 no-op frames, then FIRE (4 frames)
+    assert actions[-4:] == [1] * 4 and env.unwrapped.get_action_meanings()[1] == "FIRE"
+    env = atari.make_env("tests/FreewayNoFrameskip-v4")  # Freeway has no FIRE: no-ops only
+    env.reset(seed=0)
+    assert set(recorder_of(env).actions) == {0}
+
+
+def play_until_done(env, rng):
+    """Random actions until the episode ends; returns (rewards, terminated, truncated, info)."""
+    rewards = []
+    while True:
+        _, reward, terminated, truncated, info = env.step(int(rng.integers(env.action_space.n)))
+        rewards.append(reward)
+        if terminated or truncated:
+            return rewards, terminated, truncated, info
+
+
+def test_a_lost_life_ends_the_training_episode_but_not_the_game(atari):
+    env, rng = atari.make_env("tests/BreakoutNoFrameskip-v4"), np.random.default_rng(0)
+    env.reset(seed=0)
+    ale, recorder = env.unwrapped.ale, recorder_of(env)
+    for lives_left in [4, 3, 2, 1]:
+        _, terminated, _, _ = play_until_done(env, rng)
+        assert terminated and ale.lives() == lives_left and not ale.game_over()
+        frames = ale.getEpisodeFrameNumber()
+        env.reset()
+        # The same game goes on: no real reset, the frame count continues, a no-op and FIRE were played.
+        assert recorder.resets == 1 and ale.getEpisodeFrameNumber() == frames + 8
+        assert recorder.actions[-8:] == [0] * 4 + [1] * 4 and ale.lives() == lives_left
+    _, terminated, _, info = play_until_done(env, rng)
+    assert terminated and ale.game_over() and "episode" in info  # the game's end: its score is reported
+    env.reset()
+    assert recorder.resets == 2 and ale.lives() == 5
+
+
+def test_evaluation_plays_the_whole_game_and_fires_after_each_lost_life(atari):
+    env, rng = atari.make_env("tests/BreakoutNoFrameskip-v4", train=False), np.random.default_rng(1)
+    env.reset(seed=0)
+    recorder, lives, fires_after_loss = recorder_of(env), 5, 0
+    while True:
+        _, _, terminated, truncated, _ = env.step(int(rng.integers(2, 4)))  # RIGHT or LEFT: never FIRE itself
+        if terminated or truncated:
+            break
+        if env.unwrapped.ale.lives() < lives:
+            lives = env.unwrapped.ale.lives()
+            fires_after_loss += recorder.actions[-4:] == [1] * 4
+    assert terminated and env.unwrapped.ale.game_over() and recorder.resets == 1
+    assert lives == 1 and fires_after_loss == 4  # 5 lives: 4 losses played on, each followed by FIRE
+
+
+def test_training_rewards_are_clipped_while_the_logged_game_score_is_raw(atari):
+    envs = atari.make_vector_env(atari.Args(env_id="tests/BeamRiderNoFrameskip-v4", num_envs=1))
+    envs.reset(seed=0)
+    recorder, rng, clipped, games = recorder_of(envs.envs[0]), np.random.default_rng(0), [], []
+    while not games:
+        _, rewards, _, _, _, games = atari.step_envs(envs, rng.integers(envs.single_action_space.n, size=1))
+        clipped.append(rewards[0])
+    ((index, score, length),) = games
+    raw = np.array(recorder.rewards)
+    assert set(np.unique(clipped)) <= {-1.0, 0.0, 1.0} and raw.max() > 1  # BeamRider's points come in 44s
+    assert score == raw.sum() and score > sum(clipped) > 0
+    # The game's length counts the automatic steps too: FIRE at the start, then NOOP and FIRE after each of the
+    # first 2 of BeamRider's 3 lives.
+    assert index == 0 and length == len(clipped) + 1 + 2 * 2
+
+
+# ------------------------------------------------------------------ the replay buffer
+def test_every_stored_transition_rebuilds_the_stacks_the_environment_produced(atari):
+    """A real rollout of 2 sub-envs with lost lives (terminations) and time limits (truncations), through a buffer
+    that wraps around: every transition the buffer can sample equals, bit for bit, the recorded one."""
+    num_envs, steps = 2, 700
+    envs = atari.make_vector_env(atari.Args(env_id="tests/BreakoutShortNoFrameskip-v4", num_envs=num_envs))
+    rb = atari.FrameReplayBuffer(2 * 400, num_envs, torch.device("cpu"))
+    rng = np.random.default_rng(0)
+    obs, _ = envs.reset(seed=0)
+    rb.reset(obs)
+    stored, first = {}, np.ones(num_envs, bool)  # first: obs is the first observation of an episode
+    for _ in range(steps):
+        actions = rng.integers(4, size=num_envs)
+        next_obs, rewards, terminations, truncations, real_next_obs, _ = atari.step_envs(envs, actions)
+        for e in range(num_envs):  # the transition each sub-env stores at its current slot
+            kind = "terminated" if terminations[e] else "truncated" if truncations[e] else "first" if first[e] else ""
+            stored[e, int(rb.head[e])] = (obs[e], actions[e], rewards[e], real_next_obs[e], terminations[e], kind)
+        rb.add(actions, rewards, terminations, real_next_obs, next_obs, terminations | truncations)
+        obs, first = next_obs, terminations | truncations
+    assert rb.written == rb.slots  # the rings have wrapped around
+
+    envs_idx, slots = torch.nonzero(rb.starts, as_tuple=True)
+    assert len(slots) >= 0.9 * num_envs * rb.slots  # only episodes' last frames and the 3 oldest slots are lost
+    batch = rb.gather(envs_idx, slots)
+    kinds = []
+    for i, (e, j) in enumerate(zip(envs_idx.tolist(), slots.tolist(), strict=True)):
+        s, a, r, s_next, d, kind = stored[e, j]
+        assert np.array_equal(batch.obs[i].numpy(), s) and np.array_equal(batch.next_obs[i].numpy(), s_next), (e, j)
+        assert batch.actions[i] == a and batch.rewards[i] == r and batch.terminations[i] == d
+        kinds.append(kind)
+    # Checked among them: episodes' first steps (stacks that repeat frame 1), lost lives, time limits.
+    assert kinds.count("first") >= 10 and kinds.count("terminated") >= 10 and kinds.count("truncated") >= 2
+
+    envs_idx, slots = rb.sample_slots(10_000)  # sampling draws only slots that start a transition, all of them
+    assert rb.starts[envs_idx, slots].all()
+    assert len(set(zip(envs_idx.tolist(), slots.tolist(), strict=True))) > 0.9 * rb.starts.sum()
+
+
+def test_the_buffer_needs_one_frame_per_transition(atari):
+    rb = atari.FrameReplayBuffer(1000, 1, torch.device("cpu"))
+    per_transition = sum(t.nbytes for t in (rb.frames, rb.actions, rb.rewards, rb.terminations, rb.age, rb.starts))
+    assert per_transition / 1000 == 84 * 84 + 11 == rb.BYTES_PER_SLOT  # 7,067 bytes: 7.07 GB for 1,000,000
+
+
+# ------------------------------------------------------------------ input checks
+@pytest.mark.parametrize("overrides, message", [
+    ({"env_id": "Pendulum-v1"}, "a continuous action space (Box(-2.0, 2.0, (1,), float32)); use sac_continuous_action"),
+    ({"env_id": "NoSuchGame-v4"}, "--env-id 'NoSuchGame-v4' is not a registered gymnasium environment; Atari ids"),
+    ({"env_id": "CartPole-v1"}, "--env-id CartPole-v1 is not an Atari game (ALE)"),
+    ({"env_id": "tests/BreakoutRam-v5"}, "observes 'ram'; this script needs the screen"),
+    ({"target_entropy_scale": 1.0}, "--target-entropy-scale must be in (0, 1), got 1.0"),
+    ({"update_frequency": 0}, "--update-frequency must be positive"),
+    ({"adam_eps": 0.0}, "--adam-eps must be a positive number"),
+    ({"learning_starts": 10}, "--learning-starts (10) must be at least --batch-size (64)"),
+    ({"buffer_size": 10**12}, "--buffer-size 1000000000000 needs 7067000.0 GB of memory"),
+])  # fmt: skip
+def test_bad_input_is_refused_with_one_line(atari, overrides, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        atari.check_inputs(atari.Args(**overrides))
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and message in err and err.count("\n") == 1, err
+
+
+def test_both_atari_id_families_pass_the_checks(atari):
+    assert atari.check_inputs(atari.Args(env_id="BreakoutNoFrameskip-v4")) == 4
+    assert atari.check_inputs(atari.Args(env_id="ALE/Breakout-v5")) == 4
+    env = atari.make_env("ALE/Breakout-v5")  # made with frameskip 1 (AtariPreprocessing skips), sticky actions kept
+    assert env.unwrapped._frameskip == 1 and env.unwrapped.ale.getFloat("repeat_action_probability") == 0.25
+
+
+def test_bad_input_from_the_command_line_exits_2_before_training(tmp_path):
+    result = run_script("--env-id", "Hopper-v5", cwd=tmp_path, script="sac_discrete_atari")
+    assert result.returncode == 2 and "use sac_continuous_action.py" in result.stderr
+    assert result.stderr.count("\n") == 1 and not (tmp_path / "runs").exists()
+
+
+# ------------------------------------------------------------------ end to end
+TAGS = {
+    "charts/episodic_return", "charts/episodic_length", "charts/SPS", "eval/episodic_return", "eval/episodic_length",
+    "losses/qf1_values", "losses/qf2_values", "losses/qf1_loss", "losses/qf2_loss", "losses/qf_loss",
+    "losses/actor_loss", "losses/alpha", "losses/alpha_loss", "losses/entropy",
+}  # fmt: skip
+FLAGS = ["--env-id", "BreakoutNoFrameskip-v4", "--total-timesteps", "900", "--learning-starts", "600",
+         "--buffer-size", "2000", "--target-network-frequency", "200", "--eval-frequency", "900",
+         "--eval-episodes", "1", "--save-model", "--no-cuda"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def breakout_runs(tmp_path_factory):
+    """Three Breakout runs of 900 steps (300 past learning_starts): seed 1 twice (with a video), and seed 2."""
+    cwds = {name: tmp_path_factory.mktemp(f"breakout_{name}") for name in "abc"}
+    results = {name: run_ok(*FLAGS, "--seed", "2" if name == "c" else "1", *(["--capture-video"] * (name == "a")),
+                            cwd=cwd, script="sac_discrete_atari") for name, cwd in cwds.items()}  # fmt: skip
+    return cwds, results
+
+
+def test_breakout_logs_every_metric_and_real_game_scores(breakout_runs):
+    cwds, _ = breakout_runs
+    scalars = read_scalars(run_dir(cwds["a"]))
+    assert set(scalars) == TAGS
+    assert [step for step, _ in scalars["losses/qf1_loss"]] == [700, 800, 900]
+    assert [step for step, _ in scalars["eval/episodic_return"]] == [900]
+    games = [value for _, value in scalars["charts/episodic_return"]]
+    lengths = [value for _, value in scalars["charts/episodic_length"]]
+    # Whole games of random Breakout (5 lives, about 150-300 steps), their real scores
+    assert len(games) >= 2 and all(v >= 0 and v == int(v) for v in games) and all(100 < v < 900 for v in lengths)
+    assert all(0 < value for _, value in scalars["losses/alpha"]) and scalars["losses/alpha"][-1][1] != 1.0
+    entropy = [value for _, value in scalars["losses/entropy"]]
+    assert all(0 < h <= np.log(4) + 1e-6 for h in entropy)
+
+
+def test_breakout_video_and_saved_model(breakout_runs):
+    from moviepy import VideoFileClip
+
+    cwds, results = breakout_runs
+    path = run_dir(cwds["a"])
+    (video,) = (cwds["a"] / "videos" / path.name).glob("*.mp4")
+    final_length = read_scalars(path)["eval/episodic_length"][-1][1]
+    with VideoFileClip(str(video)) as clip:  # one frame per agent step, the whole evaluation game
+        assert clip.size == [160, 210] and abs(clip.duration * clip.fps - final_length) <= 2
+    model = path / "sac_discrete_atari.pt"
+    saved = torch.load(model, weights_only=True)
+    assert set(saved) == {"actor", "qf1", "qf2", "qf1_target", "qf2_target", "log_alpha", "args", "script"}
+    # The targets were last copied at step 800, 25 updates before the end.
+    assert not torch.equal(saved["qf1_target"]["net.1.weight"], saved["qf1"]["net.1.weight"])
+    evaluation = run_ok("--eval-model", str(model), "--eval-episodes", "1", cwd=cwds["a"], script="sac_discrete_atari")
+    printed = float(re.search(r"BreakoutNoFrameskip-v4: score ([\d.]+)", evaluation.stdout).group(1))
+    assert printed == read_scalars(path)["eval/episodic_return"][-1][1]  # same actor, same seed: the same game
+
+
+def test_same_seed_gives_identical_results_on_cpu(breakout_runs):
+    cwds, _ = breakout_runs
+    states = {name: torch.load(run_dir(cwd) / "sac_discrete_atari.pt", weights_only=True) for name, cwd in cwds.items()}
+    logs = {name: read_scalars(run_dir(cwd)) for name, cwd in cwds.items()}
+    for scalars in logs.values():
+        del scalars["charts/SPS"]  # wall-clock time
+    for net in ["actor", "qf1", "qf2", "qf1_target", "qf2_target"]:
+        assert all(torch.equal(states["a"][net][k], states["b"][net][k]) for k in states["a"][net]), net
+    assert logs["a"] == logs["b"]
+    assert not torch.equal(states["a"]["actor"]["net.1.weight"], states["c"]["actor"]["net.1.weight"])
