@@ -2,6 +2,10 @@
 
     pip install -r requirements-bench.txt       # adds Stable-Baselines3, the peer (not needed for training)
     python benchmark/speed.py --env-id Hopper-v5 --updates 3000 --repeats 3
+    python benchmark/speed.py --env-id BreakoutNoFrameskip-v4 --learning-starts 2000 --updates 2000 --repeats 3
+
+For an Atari id it times sac_discrete_atari.py at its defaults (batch 64, one update every 4 env steps), with no
+peer: Stable-Baselines3's SAC has no discrete actions.
 
 Every run trains from scratch in a temporary directory for learning_starts + `updates` env steps, one gradient
 update per env step once learning has started (batch 256, 256x256 networks; automatic alpha for SAC v2 and the
@@ -23,6 +27,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ["sac_continuous_action.py", "sac_v1_value.py"]  # those that exist are measured
+ATARI_SCRIPTS = ["sac_discrete_atari.py"]  # for Atari ids
 CPU_MODES = {"eager": ["--no-cuda"], "compile": ["--no-cuda", "--compile"]}
 CUDA_MODES = {"cuda": ["--cuda"], "cuda+compile": ["--cuda", "--compile"],
               "cuda+compile+cudagraphs": ["--cuda", "--compile", "--cudagraphs"]}  # fmt: skip
@@ -104,11 +109,15 @@ def runs_to_make(args) -> list[tuple[str, str | None, list[str]]]:
     modes = dict(CPU_MODES)
     if torch.cuda.is_available():
         modes.update(CUDA_MODES)
-    wanted = args.modes or [*modes, PEER]
-    unknown = sorted(set(wanted) - {*modes, PEER})
+    atari = args.env_id.startswith("ALE/") or "NoFrameskip" in args.env_id
+    known = [*modes] if atari else [*modes, PEER]
+    wanted = args.modes or known
+    unknown = sorted(set(wanted) - set(known))
     if unknown:
-        raise SystemExit(f"speed.py: error: unknown or unavailable --modes {unknown}; here: {[*modes, PEER]}")
-    scripts = [s for s in (args.scripts or SCRIPTS) if (ROOT / s).exists() or Path(s).exists()]
+        raise SystemExit(f"speed.py: error: unknown or unavailable --modes {unknown}; here: {known}")
+    scripts = [
+        s for s in (args.scripts or (ATARI_SCRIPTS if atari else SCRIPTS)) if (ROOT / s).exists() or Path(s).exists()
+    ]
     runs = [(f"{Path(s).stem} {m}", s, modes[m]) for s in scripts for m in wanted if m != PEER]
     if PEER in wanted:
         if importlib.util.find_spec("stable_baselines3") is None:
@@ -123,7 +132,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env-id", default="Hopper-v5")
     parser.add_argument("--learning-starts", type=int, default=5000)
-    parser.add_argument("--updates", type=int, default=3000, help="env steps (= updates) timed after learning starts")
+    parser.add_argument("--updates", type=int, default=3000,
+                        help="env steps timed after learning starts (an update each; Atari: every 4th)")  # fmt: skip
     parser.add_argument("--threads", type=int, default=2, help="torch threads of every run")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each mode, alternated")
     parser.add_argument("--modes", nargs="*", help=f"default: all ({', '.join([*CPU_MODES, *CUDA_MODES, PEER])})")
@@ -138,7 +148,7 @@ def main() -> None:
 
     means = {label: statistics.mean(r) for label, r in rates.items()}
     peer = means.get(f"{PEER} (cpu)")
-    print(f"\n{args.env_id}, {args.threads} threads, {args.updates} updates timed after {args.learning_starts} "
+    print(f"\n{args.env_id}, {args.threads} threads, {args.updates} env steps timed after {args.learning_starts} "
           f"random steps, {args.repeats} runs each, alternated; {machine()}\n")  # fmt: skip
     print("| run | env steps/s | vs SB3 (cpu) | vs eager |\n|-|-|-|-|")
     for label, r in rates.items():

@@ -25,6 +25,17 @@ def test_speed_benchmark_times_a_real_run_and_prints_its_table(tmp_path):
         (row,) = [line for line in result.stdout.splitlines() if line.startswith(f"| {script} eager |")]
         rate = float(row.split("|")[2])
         assert 1 < rate < 100_000 and row.endswith("| - | 1.00x |"), row
-    assert "Pendulum-v1, 1 threads, 400 updates timed after 300 random steps, 1 runs each" in result.stdout
+    assert "Pendulum-v1, 1 threads, 400 env steps timed after 300 random steps, 1 runs each" in result.stdout
     unknown = subprocess.run([*command[:2], "--modes", "turbo"], capture_output=True, text=True, timeout=60)
     assert unknown.returncode != 0 and "unknown or unavailable --modes ['turbo']" in unknown.stderr
+
+
+def test_buffer_memory_benchmark_fills_a_buffer_and_reports_its_size(tmp_path):
+    command = [sys.executable, str(ROOT / "benchmark" / "buffer_memory.py"), "--buffer-size", "20000",
+               "--real-steps", "300"]  # fmt: skip
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "buffer of 20,000 transitions: 7,067 bytes per transition, 0.14 GB" in result.stdout
+    peak = float(re.search(r"with the buffer full: ([\d.]+) GB", result.stdout).group(1))
+    before = float(re.search(r"before the buffer is written: peak ([\d.]+) GB", result.stdout).group(1))
+    assert peak >= before + 0.13  # every byte of the buffer was touched

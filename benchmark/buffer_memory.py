@@ -1,0 +1,74 @@
+"""The memory of sac_discrete_atari.py's replay buffer: bytes per transition, and the peak memory of a process that
+holds the script's networks, optimizer and environments and a buffer of --buffer-size transitions, filled.
+
+    python benchmark/buffer_memory.py --buffer-size 1000000
+
+The buffer is filled with a real Breakout rollout through its own add() for --real-steps steps; the rest of it is then
+written slot by slot in large blocks (every byte touched, as a full buffer would be), and the process's peak
+resident memory (ru_maxrss) is read before and after.
+"""
+
+import argparse
+import importlib
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def peak_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9  # Linux reports KiB
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--buffer-size", type=int, default=1_000_000)
+    parser.add_argument("--real-steps", type=int, default=5_000)
+    parser.add_argument("--env-id", default="BreakoutNoFrameskip-v4")
+    args = parser.parse_args()
+    atari = importlib.import_module("sac_discrete_atari")
+    atari.check_memory(args.buffer_size)
+    torch.set_num_threads(1)
+    envs = atari.make_vector_env(atari.Args(env_id=args.env_id))
+    n_actions = envs.single_action_space.n
+    actor, *critics = [atari.Actor(n_actions)] + [atari.SoftQNetwork(n_actions) for _ in range(4)]
+    optimizer = torch.optim.Adam([p for net in (actor, *critics[:2]) for p in net.parameters()], fused=True)
+    rb = atari.FrameReplayBuffer(args.buffer_size, 1, torch.device("cpu"))
+    print(f"before the buffer is written: peak {peak_gb():.2f} GB (torch, the networks, the envs)")
+
+    start, rng = time.time(), np.random.default_rng(0)
+    obs, _ = envs.reset(seed=0)
+    rb.reset(obs)
+    for _ in range(args.real_steps):
+        actions = rng.integers(n_actions, size=1)
+        next_obs, rewards, terminations, truncations, real_next_obs, _ = atari.step_envs(envs, actions)
+        rb.add(actions, rewards, terminations, real_next_obs, next_obs, terminations | truncations)
+        obs = next_obs
+    # The rest of the rings, written as add() would write them: a frame, an action, a reward, a flag per slot.
+    block = 50_000
+    for first in range(rb.written, rb.slots, block):
+        last = min(first + block, rb.slots)
+        rb.frames[0, first:last] = torch.from_numpy(obs[0, -1]).expand(last - first, -1, -1)
+        for store in (rb.actions, rb.rewards, rb.terminations, rb.age, rb.starts):
+            store[0, first:last] = 1
+    rb.written = rb.slots
+    optimizer.step()  # Adam's moments, allocated as in training
+    batch = rb.sample(64)
+    assert batch.obs.shape == (64, 4, 84, 84)
+    stored = sum(t.nbytes for t in (rb.frames, rb.actions, rb.rewards, rb.terminations, rb.age, rb.starts))
+    print(f"buffer of {args.buffer_size:,} transitions: {stored / args.buffer_size:,.0f} bytes per transition, "
+          f"{stored / 1e9:.2f} GB; filled in {time.time() - start:.0f} s")  # fmt: skip
+    print(f"peak resident memory of the process with the buffer full: {peak_gb():.2f} GB")
+    stacks = args.buffer_size * 2 * 4 * 84 * 84
+    print(
+        f"(storing obs and next_obs as stacks of 4, CleanRL's layout, would need {stacks / 1e9:.1f} GB for the frames)"
+    )
+
+
+if __name__ == "__main__":
+    main()
