@@ -1,7 +1,8 @@
 """--compile: the compiled update steps compute what the eager ones do (on the CPU, inductor's C++ kernels),
-in both continuous scripts."""
+in all three scripts."""
 
 import copy
+import math
 
 import pytest
 import torch
@@ -87,6 +88,37 @@ def test_compiled_v1_update_equals_eager_update(v1):
 
     eager_losses, eager_params = train_a_little(v1.update, copy.deepcopy(nets))
     compiled = v1.compiled_update(v1.Args(compile=True))
+    compiled_losses, compiled_params = train_a_little(compiled, copy.deepcopy(nets))
+    assert_same_run(compiled_losses, eager_losses, compiled_params, eager_params)
+    assert not torch.equal(eager_params[-1], torch.ones(1))  # alpha moved: the runs compared did learn
+
+
+def test_compiled_atari_update_equals_eager_update(atari):
+    torch.manual_seed(0)
+    n_actions, args = 4, atari.Args(batch_size=8)
+    frames = lambda: torch.randint(0, 256, (8, 4, 84, 84), dtype=torch.uint8)  # noqa: E731
+    batches = [atari.Batch(frames(), torch.randint(0, n_actions, (8,)), torch.randn(8), frames(),
+                           (torch.rand(8) < 0.2).float()) for _ in range(2)]  # fmt: skip
+    nets = (
+        atari.Actor(n_actions),
+        *(atari.SoftQNetwork(n_actions) for _ in range(4)),
+        torch.zeros(1, requires_grad=True),
+    )
+    assert atari.compiled_update(args) is atari.update
+
+    def train_a_little(update, nets):
+        actor, qf1, qf2, qf1_target, qf2_target, log_alpha = nets
+        groups = [{"params": [*qf1.parameters(), *qf2.parameters()]}, {"params": actor.parameters()},
+                  {"params": [log_alpha]}]  # fmt: skip
+        optimizer, alpha, losses = torch.optim.Adam(groups, lr=1e-3, eps=1e-4, fused=True), log_alpha.detach().exp(), []
+        for batch in batches:
+            step_losses, alpha = update(batch, *nets[:5], optimizer, alpha, log_alpha, 0.89 * math.log(n_actions), args)
+            losses.append(step_losses)
+            atari.polyak_update(qf1_target, qf1, 0.5)
+        return losses, [p.detach().clone() for net in nets[:5] for p in net.parameters()] + [alpha]
+
+    eager_losses, eager_params = train_a_little(atari.update, copy.deepcopy(nets))
+    compiled = atari.compiled_update(atari.Args(batch_size=8, compile=True))
     compiled_losses, compiled_params = train_a_little(compiled, copy.deepcopy(nets))
     assert_same_run(compiled_losses, eager_losses, compiled_params, eager_params)
     assert not torch.equal(eager_params[-1], torch.ones(1))  # alpha moved: the runs compared did learn
