@@ -10,6 +10,7 @@ resident memory (ru_maxrss) is read before and after.
 
 import argparse
 import importlib
+import os
 import resource
 import sys
 import time
@@ -23,6 +24,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 def peak_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9  # Linux reports KiB
+
+
+def resident_gb() -> float:
+    """The process's resident memory now (the peak above may come from an earlier moment)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e9
 
 
 def main() -> None:
@@ -39,7 +46,7 @@ def main() -> None:
     actor, *critics = [atari.Actor(n_actions)] + [atari.SoftQNetwork(n_actions) for _ in range(4)]
     optimizer = torch.optim.Adam([p for net in (actor, *critics[:2]) for p in net.parameters()], fused=True)
     rb = atari.FrameReplayBuffer(args.buffer_size, 1, torch.device("cpu"))
-    print(f"before the buffer is written: peak {peak_gb():.2f} GB (torch, the networks, the envs)")
+    print(f"before the buffer is written: resident {resident_gb():.2f} GB (torch, the networks, the envs)")
 
     start, rng = time.time(), np.random.default_rng(0)
     obs, _ = envs.reset(seed=0)
@@ -63,7 +70,9 @@ def main() -> None:
     stored = sum(t.nbytes for t in (rb.frames, rb.actions, rb.rewards, rb.terminations, rb.age, rb.starts))
     print(f"buffer of {args.buffer_size:,} transitions: {stored / args.buffer_size:,.0f} bytes per transition, "
           f"{stored / 1e9:.2f} GB; filled in {time.time() - start:.0f} s")  # fmt: skip
-    print(f"peak resident memory of the process with the buffer full: {peak_gb():.2f} GB")
+    print(
+        f"with the buffer full: resident {resident_gb():.2f} GB, peak resident memory of the process {peak_gb():.2f} GB"
+    )
     stacks = args.buffer_size * 2 * 4 * 84 * 84
     print(
         f"(storing obs and next_obs as stacks of 4, CleanRL's layout, would need {stacks / 1e9:.1f} GB for the frames)"
