@@ -722,13 +722,14 @@ RESUMABLE = {"resume", "total_timesteps", "checkpoint_frequency", "eval_frequenc
 
 def checkpoint_due(args: Args, global_step: int, stop_requested) -> bool:
     """With --checkpoint-frequency N: every N env steps, at the last step, and when a stop was requested."""
+    if not args.checkpoint_frequency:
+        return False
     last_step = args.total_timesteps // args.num_envs * args.num_envs
-    due = (
-        stop_requested
+    return (
+        bool(stop_requested)
         or global_step == last_step
-        or crossed(global_step, args.num_envs, args.checkpoint_frequency or 1)
+        or crossed(global_step, args.num_envs, args.checkpoint_frequency)
     )
-    return bool(args.checkpoint_frequency) and due
 
 
 def save_checkpoint(args, run_name, run_dir, iteration, saved, log_alpha, rb, envs, log, loop) -> None:
