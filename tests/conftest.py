@@ -69,6 +69,14 @@ def read_scalars(path: Path) -> dict[str, list[tuple[int, float]]]:
     return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
 
 
+def final_state(cwd: Path, script: str) -> tuple[dict, dict]:
+    """A finished run's saved model and its TensorBoard scalars, less charts/SPS (wall-clock time)."""
+    saved = torch.load(run_dir(cwd) / f"{script}.pt", weights_only=True)
+    scalars = read_scalars(run_dir(cwd))
+    del scalars["charts/SPS"]
+    return saved, scalars
+
+
 class CounterEnv(gym.Env):
     """A tiny env whose observation is [t, episode number]: what a transition holds is visible. The reward is
     the action the env receives (its bounds are [-2, 3]); it terminates at t == terminate_at, if set."""

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 from ale_py.env import AtariEnv
-from conftest import read_scalars, run_dir, run_ok, run_script
+from conftest import final_state, read_scalars, run_dir, run_ok, run_script
 
 
 class FrameRecorder(gym.Wrapper):
@@ -253,10 +253,9 @@ def test_breakout_video_and_saved_model(breakout_runs):
 
 def test_same_seed_gives_identical_results_on_cpu(breakout_runs):
     cwds, _ = breakout_runs
-    states = {name: torch.load(run_dir(cwd) / "sac_discrete_atari.pt", weights_only=True) for name, cwd in cwds.items()}
-    logs = {name: read_scalars(run_dir(cwd)) for name, cwd in cwds.items()}
-    for scalars in logs.values():
-        del scalars["charts/SPS"]  # wall-clock time
+    states, logs = {}, {}
+    for name, cwd in cwds.items():
+        states[name], logs[name] = final_state(cwd, "sac_discrete_atari")
     for net in ["actor", "qf1", "qf2", "qf1_target", "qf2_target"]:
         assert all(torch.equal(states["a"][net][k], states["b"][net][k]) for k in states["a"][net]), net
     assert logs["a"] == logs["b"]

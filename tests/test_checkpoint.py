@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, read_scalars, run_dir, run_ok, run_script
+from conftest import ROOT, final_state, read_scalars, run_dir, run_ok, run_script
 
 SCRIPT = "sac_continuous_action"
 
@@ -28,13 +28,6 @@ def wait_for_checkpoint(process, path, iteration, timeout=300):
             return
         time.sleep(0.02)
     raise AssertionError("no checkpoint in time")
-
-
-def final_state(cwd):
-    saved = torch.load(run_dir(cwd) / f"{SCRIPT}.pt", weights_only=True)
-    scalars = read_scalars(run_dir(cwd))
-    del scalars["charts/SPS"]  # wall-clock time
-    return saved, scalars
 
 
 @pytest.mark.parametrize("env_id, total, every", [("Pendulum-v1", 1500, 500), ("Hopper-v5", 1200, 400)])
@@ -56,8 +49,8 @@ def test_a_run_killed_after_a_checkpoint_and_resumed_ends_exactly_as_one_left_al
     resumed = run_ok("--resume", str(checkpoint.parent), cwd=tmp_path / "killed")
     assert f"resuming run {checkpoint.parent.name} at step {2 * every}" in resumed.stdout
 
-    alone, logs_alone = final_state(tmp_path / "alone")
-    killed, logs_killed = final_state(tmp_path / "killed")
+    alone, logs_alone = final_state(tmp_path / "alone", SCRIPT)
+    killed, logs_killed = final_state(tmp_path / "killed", SCRIPT)
     for net in ["actor", "qf", "qf_target"]:
         for key in alone[net]:
             assert torch.equal(alone[net][key], killed[net][key]), (net, key)

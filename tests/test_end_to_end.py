@@ -4,7 +4,7 @@ import re
 
 import pytest
 import torch
-from conftest import CONTINUOUS, read_scalars, run_dir, run_ok
+from conftest import CONTINUOUS, final_state, read_scalars, run_dir, run_ok
 
 COMMON_TAGS = {
     "charts/episodic_return", "charts/episodic_length", "charts/SPS", "eval/episodic_return", "eval/episodic_length",
@@ -92,12 +92,6 @@ def test_hopper_trains_saves_and_its_model_renders_a_video(tmp_path, script, ext
                         cwd=tmp_path, script=script)  # fmt: skip
     (video,) = (tmp_path / "videos").glob("Hopper-v5__*__eval__*/*.mp4")  # MuJoCo rendered headless
     assert video.stat().st_size > 1000 and "Hopper-v5: return" in evaluation.stdout
-
-
-def final_state(cwd, script):
-    saved = torch.load(run_dir(cwd) / f"{script}.pt", weights_only=True)
-    scalars = {tag: values for tag, values in read_scalars(run_dir(cwd)).items() if tag != "charts/SPS"}
-    return saved, scalars
 
 
 @pytest.mark.parametrize("script", CONTINUOUS)
