@@ -20,10 +20,12 @@ Logs: TensorBoard under runs/{env_id}__{exp_name}__{seed}__{time}/ (tensorboard 
 """
 
 import gc
+import importlib
 import math
 import os
 import random
 import shutil
+import signal
 import sys
 import time
 from collections import deque
@@ -71,6 +73,10 @@ class Args:
     """evaluate the deterministic policy every this many environment steps (and at the end)"""
     eval_episodes: int = 10
     """number of episodes of each evaluation"""
+    checkpoint_frequency: int = 0
+    """write runs/{run_name}/checkpoint.pt every this many env steps, and when the run ends or is stopped (0: never)"""
+    resume: str | None = None
+    """continue the run of this checkpoint (a checkpoint.pt or the run directory that holds it), exactly"""
 
     # Algorithm
     env_id: str = "Hopper-v5"
@@ -335,8 +341,9 @@ def polyak_update(target: nn.Module, source: nn.Module, tau: float) -> None:
 def train(args: Args) -> None:
     if args.eval_model:
         return evaluate_saved_model(args)
+    args, checkpoint = load_checkpoint(args) if args.resume else (args, None)
     obs_dim, act_dim = check_inputs(args)
-    device, run_name, writer = setup_run(args)
+    device, run_name, run_dir, writer = setup_run(args, checkpoint)
 
     envs = make_vector_env(args)
     actor = Actor(obs_dim, act_dim).to(device)
@@ -362,10 +369,18 @@ def train(args: Args) -> None:
     eval_env, last_eval, losses, n_updates = make_env(args.env_id, render=args.capture_video), None, {}, 0
     obs, _ = envs.reset(seed=args.seed)
     obs = torch.as_tensor(obs, dtype=torch.float32, device=device)
+    saved = {"actor": actor, "qf": qf, "vf": vf, "vf_target": vf_target, "optimizer": optimizer}
+    # ^ what a checkpoint holds besides the buffer and the loop's state
+    first_iteration = 1
+    if checkpoint:  # every network, optimizer, random generator and environment as the checkpoint left them
+        first_iteration, (obs, alpha, n_updates, losses, last_eval) = restore_checkpoint(
+            checkpoint, saved, log_alpha, rb, envs, log, device)  # fmt: skip
     update_step = compiled_update(args)  # update, or its compiled form
+    stop = StopSignals()
     quiet_garbage_collector()
+    iteration, global_step = first_iteration - 1, (first_iteration - 1) * args.num_envs  # if nothing is left to do
 
-    for iteration in range(1, args.total_timesteps // args.num_envs + 1):
+    for iteration in range(first_iteration, args.total_timesteps // args.num_envs + 1):
         global_step = iteration * args.num_envs
         # Act: uniformly random actions for the first learning_starts steps, then a_t ~ pi_phi(a_t|s_t).
         if global_step <= args.learning_starts:
@@ -374,6 +389,7 @@ def train(args: Args) -> None:
             with torch.no_grad():
                 actions = actor.sample(obs)[0]
         next_obs, rewards, terminations, truncations, real_next_obs = step_envs(envs, actions.cpu().numpy())
+        log.check_finite(global_step, observation=real_next_obs, reward=rewards)
 
         # Store (s_t, a_t, r_t, s_{t+1}, terminated) in D. Where an episode ended, s_{t+1} is its real last
         # observation, not the first one of the next episode that next_obs holds; only a termination ends
@@ -395,11 +411,19 @@ def train(args: Args) -> None:
         log.maybe_losses(losses, alpha, global_step)
         last_eval = maybe_evaluate(args, actor, eval_env, global_step, writer, run_name, device, last_eval)
         progress.update(global_step, log.recent_return(), last_eval)
+        if checkpoint_due(args, global_step, stop.requested):
+            save_checkpoint(args, run_name, run_dir, iteration, saved, log_alpha, rb, envs, log,
+                            (obs, alpha, n_updates, losses, last_eval))  # fmt: skip
+        if stop.requested:
+            break
 
     progress.close()
-    final_evaluation(args, actor, eval_env, global_step, writer, run_name, device, last_eval)
+    if stop.requested:
+        stop.report(args, run_dir, global_step)
+    else:
+        final_evaluation(args, actor, eval_env, global_step, writer, run_name, device, last_eval)
     if args.save_model:
-        save_model(args, run_name, actor, qf, vf, vf_target, log_alpha)
+        save_model(args, run_dir, actor, qf, vf, vf_target, log_alpha)
     envs.close()
     eval_env.close()
     writer.close()
@@ -428,6 +452,8 @@ def check_inputs(args: Args) -> tuple[int, int]:
         fail(f"--policy-reg must be a non-negative number, got {args.policy_reg}")
     if not 0 <= args.gamma < 1:
         fail(f"--gamma must be in [0, 1), got {args.gamma}")
+    if args.checkpoint_frequency < 0:
+        fail(f"--checkpoint-frequency must be 0 (off) or positive, got {args.checkpoint_frequency}")
     if not 0 < args.tau <= 1:
         fail(f"--tau must be in (0, 1], got {args.tau}")
     if args.batch_size > args.buffer_size:
@@ -466,9 +492,15 @@ def check_inputs(args: Args) -> tuple[int, int]:
 
 
 def make_raw_env_or_fail(env_id: str) -> gym.Env:
-    """gym.make, with an unknown id or a missing extra turned into a one-line error."""
+    """gym.make, with an unknown id or a missing extra turned into a one-line error. As in gym.make, an id may name
+    the module that registers it first: "my_package.envs:MyEnv-v0"."""
+    module, _, name = env_id.rpartition(":")
     try:
-        gym.spec(env_id)
+        if module:
+            importlib.import_module(module)
+        gym.spec(name)
+    except ImportError as e:
+        fail(f"--env-id {env_id}: cannot import {module} ({e})")
     except gym.error.Error:
         fail(f"--env-id {env_id!r} is not a registered gymnasium environment; list the ids with: "
              "python -c \"import gymnasium; gymnasium.pprint_registry()\"")  # fmt: skip
@@ -478,15 +510,22 @@ def make_raw_env_or_fail(env_id: str) -> gym.Env:
         fail(f"--env-id {env_id}: {e}")
 
 
-def setup_run(args: Args) -> tuple[torch.device, str, SummaryWriter]:
-    """Seed everything, pick the device and threads, open the TensorBoard writer (and W&B)."""
+def setup_run(args: Args, checkpoint: dict | None) -> tuple[torch.device, str, str, SummaryWriter]:
+    """Seed everything, pick the device and threads, make sure the run directory can be written, open the
+    TensorBoard writer (and W&B). A resumed run keeps its name and directory. Returns (device, run name, run
+    directory, writer)."""
     random.seed(args.seed)
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
     torch.backends.cudnn.deterministic = args.torch_deterministic
     torch.set_num_threads(args.threads)
     device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
-    run_name = f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
+    if checkpoint:
+        run_name, run_dir = checkpoint["run_name"], os.path.dirname(checkpoint["path"])
+    else:
+        run_name = f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
+        run_dir = f"runs/{run_name}"
+    check_writable(run_dir)
     if args.capture_video:
         use_headless_rendering()
     if args.track:
@@ -494,11 +533,29 @@ def setup_run(args: Args) -> tuple[torch.device, str, SummaryWriter]:
 
         wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, sync_tensorboard=True,
                    config=vars(args), name=run_name, save_code=True)  # fmt: skip
-    writer = SummaryWriter(f"runs/{run_name}")
-    table = "\n".join(f"|{key}|{value}|" for key, value in vars(args).items())
-    writer.add_text("hyperparameters", f"|param|value|\n|-|-|\n{table}")
-    print(f"run {run_name} on {device} ({args.threads} threads); TensorBoard: tensorboard --logdir runs")
-    return device, run_name, writer
+    if checkpoint:
+        # Steps after the checkpoint that the stopped process had logged are dropped (purged) by TensorBoard:
+        # the resumed run logs them again, so no step appears twice.
+        writer = SummaryWriter(run_dir, purge_step=checkpoint["iteration"] * args.num_envs + 1)
+        print(f"resuming run {run_name} at step {checkpoint['iteration'] * args.num_envs} on {device}")
+    else:
+        writer = SummaryWriter(run_dir)
+        table = "\n".join(f"|{key}|{value}|" for key, value in vars(args).items())
+        writer.add_text("hyperparameters", f"|param|value|\n|-|-|\n{table}")
+        print(f"run {run_name} on {device} ({args.threads} threads); TensorBoard: tensorboard --logdir runs")
+    return device, run_name, run_dir, writer
+
+
+def check_writable(run_dir: str) -> None:
+    """Refuse, before anything is trained, a run directory that cannot be written."""
+    try:
+        os.makedirs(run_dir, exist_ok=True)
+        probe = os.path.join(run_dir, ".write-test")
+        with open(probe, "w") as f:
+            f.write("ok")
+        os.remove(probe)
+    except OSError as e:
+        fail(f"cannot write the run directory {run_dir}: {e.strerror or e}")
 
 
 def use_headless_rendering() -> None:
@@ -559,6 +616,16 @@ class RunLog:
     def recent_return(self) -> float | None:
         return float(np.mean(self.recent)) if self.recent else None
 
+    def state(self) -> dict:
+        """The episodes in progress and the recent returns, for a checkpoint."""
+        return {"returns": torch.from_numpy(self.returns.copy()), "lengths": torch.from_numpy(self.lengths.copy()),
+                "recent": [float(r) for r in self.recent], "sps_step": self.sps_step}  # fmt: skip
+
+    def load_state(self, state: dict) -> None:
+        self.returns, self.lengths = state["returns"].numpy().copy(), state["lengths"].numpy().copy()
+        self.recent.extend(state["recent"])
+        self.sps_step = state["sps_step"]
+
     def maybe_losses(self, losses: dict, alpha: torch.Tensor, global_step: int) -> None:
         if not crossed(global_step, self.num_envs, 100):
             return
@@ -567,8 +634,22 @@ class RunLog:
         self.writer.add_scalar("charts/SPS", sps, global_step)
         self.sps_time, self.sps_step = now, global_step
         if losses:
-            for name, value in {**losses, "alpha": alpha}.items():
-                self.writer.add_scalar(f"losses/{name}", value.item(), global_step)
+            values = {name: value.item() for name, value in {**losses, "alpha": alpha}.items()}
+            self.check_finite(global_step, **values)
+            for name, value in values.items():
+                self.writer.add_scalar(f"losses/{name}", value, global_step)
+
+    def check_finite(self, global_step: int, **values) -> None:
+        """Stop the run (exit 1) at a NaN or an infinity: in what the environment returned (checked every step, on
+        the host), or in a loss (checked when the losses are read, every 100 steps, and before every checkpoint)."""
+        for name, value in values.items():
+            if not np.all(np.isfinite(value)):
+                self.writer.close()  # what was logged so far is kept
+                source = "from the environment" if name in ("observation", "reward") else "in the update"
+                print(f"{os.path.basename(sys.argv[0]) or 'sac'}: error: non-finite {name} {source} at step "
+                      f"{global_step}; the run stops (the last checkpoint, if any, is from before it)",
+                      file=sys.stderr)  # fmt: skip
+                raise SystemExit(1)
 
 
 class Progress:
@@ -647,13 +728,192 @@ def final_evaluation(args, actor, eval_env, global_step, writer, run_name, devic
           f"over {args.eval_episodes} episodes")  # fmt: skip
 
 
-def save_model(args, run_name, actor, qf, vf, vf_target, log_alpha) -> None:
-    path = f"runs/{run_name}/{args.exp_name}.pt"
+def save_model(args, run_dir, actor, qf, vf, vf_target, log_alpha) -> None:
+    path = f"{run_dir}/{args.exp_name}.pt"
     modules = {"actor": actor, "qf": qf, "vf": vf, "vf_target": vf_target}
     state = {name: module.state_dict() for name, module in modules.items()}
     state["log_alpha"] = log_alpha.detach().cpu()
     torch.save({"script": "sac_v1_value", "args": asdict(args), **state}, path)
     print(f"model saved to {path}; evaluate it with: python {os.path.basename(__file__)} --eval-model {path}")
+
+
+# Checkpoints: everything the run needs to go on exactly as if it had not stopped.
+RESUMABLE = {"resume", "total_timesteps", "checkpoint_frequency", "eval_frequency", "eval_episodes", "capture_video",
+             "save_model", "threads", "cuda", "compile", "cudagraphs", "track", "wandb_project_name",
+             "wandb_entity"}  # fmt: skip
+
+
+def checkpoint_due(args: Args, global_step: int, stop_requested) -> bool:
+    """With --checkpoint-frequency N: every N env steps, at the last step, and when a stop was requested."""
+    if not args.checkpoint_frequency:
+        return False
+    last_step = args.total_timesteps // args.num_envs * args.num_envs
+    return (
+        bool(stop_requested)
+        or global_step == last_step
+        or crossed(global_step, args.num_envs, args.checkpoint_frequency)
+    )
+
+
+def save_checkpoint(args, run_name, run_dir, iteration, saved, log_alpha, rb, envs, log, loop) -> None:
+    """Write {run_dir}/checkpoint.pt atomically: into a temporary file, flushed to the disk, then renamed over the
+    previous checkpoint, so that a crash or a full disk mid-write leaves the previous checkpoint whole."""
+    obs, alpha, n_updates, losses, last_eval = loop
+    global_step = iteration * args.num_envs
+    log.check_finite(global_step, **{name: value.item() for name, value in {**losses, "alpha": alpha}.items()})
+    state = {
+        "script": "sac_v1_value", "args": asdict(args), "run_name": run_name, "iteration": iteration,
+        **{name: module.state_dict() for name, module in saved.items()}, "log_alpha": log_alpha.detach().cpu(),
+        "loop": {"obs": obs.cpu(), "alpha": alpha.cpu(), "n_updates": n_updates, "last_eval": last_eval,
+                 "losses": {name: value.cpu() for name, value in losses.items()}},
+        "buffer": {"pos": rb.pos, "size": rb.size, **{name: getattr(rb, name)[: rb.size].cpu() for name in
+                   ("obs", "actions", "rewards", "next_obs", "terminations")}},  # only the filled part
+        "log": log.state(), "rng": rng_state(), "envs": [env_state(env) for env in envs.envs],
+    }  # fmt: skip
+    path = os.path.join(run_dir, "checkpoint.pt")
+    try:
+        with open(f"{path}.tmp", "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(f"{path}.tmp", path)
+    except OSError as e:
+        if os.path.isfile(f"{path}.tmp"):
+            os.remove(f"{path}.tmp")
+        log.writer.close()
+        print(f"{os.path.basename(sys.argv[0]) or 'sac'}: error: cannot write the checkpoint {path} at step "
+              f"{global_step}: {e.strerror or e}; the previous checkpoint is unchanged", file=sys.stderr)  # fmt: skip
+        raise SystemExit(1) from None
+
+
+def load_checkpoint(args: Args) -> tuple[Args, dict]:
+    """--resume PATH: the checkpoint, and the run's own args. A flag given now must be the run's own, except those
+    in RESUMABLE (how long, how often to evaluate or checkpoint, where to run), which may change."""
+    path = os.path.join(args.resume, "checkpoint.pt") if os.path.isdir(args.resume) else args.resume
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # missing, truncated, corrupted: whatever the cause, one line for the user
+        fail(f"--resume {path}: cannot load it ({(str(e).splitlines() or [type(e).__name__])[0]})")
+    script = checkpoint.get("script") if isinstance(checkpoint, dict) else None
+    if script != "sac_v1_value" or "iteration" not in checkpoint:
+        fail(f"--resume {path}: not a checkpoint of sac_v1_value.py"
+             + (f" (it is {script}.py's)" if script else ""))  # fmt: skip
+    defaults, resumed = asdict(Args()), dict(checkpoint["args"])
+    for name, value in asdict(args).items():
+        if name in RESUMABLE and value != defaults[name]:
+            resumed[name] = value
+        elif name not in RESUMABLE and value != defaults[name] and value != resumed[name]:
+            fail(f"--resume {path}: --{name.replace('_', '-')} {value} differs from the run's {resumed[name]}; a "
+                 "resumed run keeps its settings")  # fmt: skip
+    checkpoint["path"] = path
+    return Args(**resumed), checkpoint
+
+
+def restore_checkpoint(checkpoint, saved, log_alpha, rb, envs, log, device):
+    """Put the checkpoint's state back into the freshly built run; returns (the first iteration to run, the loop's
+    state). A sub-env whose own state could not be saved starts a new episode."""
+    for name, module in saved.items():
+        module.load_state_dict(checkpoint[name])
+    with torch.no_grad():
+        log_alpha.copy_(checkpoint["log_alpha"])
+    buffer = checkpoint["buffer"]
+    for name in ("obs", "actions", "rewards", "next_obs", "terminations"):
+        getattr(rb, name)[: buffer["size"]] = buffer[name].to(device)
+    rb.pos, rb.size = buffer["pos"], buffer["size"]
+    log.load_state(checkpoint["log"])
+    loop = checkpoint["loop"]
+    obs = loop["obs"].to(device)
+    for i, (env, state) in enumerate(zip(envs.envs, checkpoint["envs"], strict=True)):
+        if not set_env_state(env, state):
+            obs[i] = torch.as_tensor(env.reset()[0], dtype=torch.float32, device=device)
+            log.returns[i], log.lengths[i] = 0.0, 0
+            print(f"sub-env {i}: the state of {env.spec.id} cannot be restored; it starts a new episode")
+    set_rng_state(checkpoint["rng"])
+    losses = {name: value.to(device) for name, value in loop["losses"].items()}
+    return checkpoint["iteration"] + 1, (obs, loop["alpha"].to(device), loop["n_updates"], losses, loop["last_eval"])
+
+
+def rng_state() -> dict:
+    numpy_state = np.random.get_state(legacy=False)
+    numpy_state["state"]["key"] = torch.from_numpy(numpy_state["state"]["key"].astype(np.int64))
+    return {"python": random.getstate(), "numpy": numpy_state, "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}  # fmt: skip
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    numpy_state = state["numpy"]
+    numpy_state["state"]["key"] = numpy_state["state"]["key"].numpy().astype(np.uint32)
+    np.random.set_state(numpy_state)
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def env_state(env: gym.Env) -> dict:
+    """A sub-env's own state: its random generators, its time limit's step count and, where it can be read, the
+    simulation: MuJoCo's whole integration state (mj_getState), or a classic-control env's attributes."""
+    base, limit = env.unwrapped, time_limit_of(env)
+    state = {"np_random": base.np_random.bit_generator.state, "elapsed_steps": limit._elapsed_steps if limit else None,
+             "action_space": env.action_space.np_random.bit_generator.state}  # fmt: skip
+    if type(getattr(base, "data", None)).__module__.startswith("mujoco"):
+        import mujoco
+
+        values = np.empty(mujoco.mj_stateSize(base.model, mujoco.mjtState.mjSTATE_INTEGRATION))
+        mujoco.mj_getState(base.model, base.data, values, mujoco.mjtState.mjSTATE_INTEGRATION)
+        state["mujoco"] = torch.from_numpy(values)
+    elif type(base).__module__.startswith("gymnasium.envs.classic_control"):
+        arrays = {name: torch.from_numpy(v.copy()) for name, v in vars(base).items() if isinstance(v, np.ndarray)}
+        numbers = {name: v for name, v in vars(base).items() if type(v) in (bool, int, float)}  # not numpy scalars
+        state["attributes"] = {**arrays, **numbers}
+    return state
+
+
+def set_env_state(env: gym.Env, state: dict) -> bool:
+    """Put a sub-env back in the state env_state read; False if its simulation could not be saved."""
+    base, limit = env.unwrapped, time_limit_of(env)
+    if "mujoco" in state:
+        import mujoco
+
+        mujoco.mj_setState(base.model, base.data, state["mujoco"].numpy(), mujoco.mjtState.mjSTATE_INTEGRATION)
+    elif "attributes" in state:
+        for name, value in state["attributes"].items():
+            setattr(base, name, value.numpy() if isinstance(value, torch.Tensor) else value)
+    else:
+        return False
+    base.np_random.bit_generator.state = state["np_random"]
+    env.action_space.np_random.bit_generator.state = state["action_space"]
+    if limit:
+        limit._elapsed_steps = state["elapsed_steps"]
+    return True
+
+
+def time_limit_of(env: gym.Env) -> gym.wrappers.TimeLimit | None:
+    while isinstance(env, gym.Wrapper) and not isinstance(env, gym.wrappers.TimeLimit):
+        env = env.env
+    return env if isinstance(env, gym.wrappers.TimeLimit) else None
+
+
+class StopSignals:
+    """SIGINT (Ctrl-C) and SIGTERM (what a cluster sends before it pre-empts a job) ask the loop to stop after the
+    current step, write the checkpoint (with --checkpoint-frequency) and the model (with --save-model), and exit 0.
+    A second SIGINT stops at once."""
+
+    def __init__(self):
+        self.requested = None
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, self.handle)
+
+    def handle(self, signum, frame) -> None:
+        if self.requested and signum == signal.SIGINT:
+            print("\nsecond SIGINT: stopping now, without a checkpoint", file=sys.stderr, flush=True)
+            os._exit(130)
+        self.requested = signal.Signals(signum).name
+
+    def report(self, args: Args, run_dir: str, global_step: int) -> None:
+        resume = f"resume with: python {os.path.basename(__file__)} --resume {run_dir}"
+        where = f"checkpoint {run_dir}/checkpoint.pt; {resume}" if args.checkpoint_frequency else "no checkpoint"
+        print(f"stopped by {self.requested} at step {global_step}; {where}")
 
 
 def evaluate_saved_model(args: Args) -> None:
