@@ -346,6 +346,7 @@ def train(args: Args) -> None:
     if checkpoint:  # every network, optimizer, random generator and environment as the checkpoint left them
         first_iteration, (obs, alpha, n_updates, losses, last_eval) = restore_checkpoint(
             checkpoint, saved, log_alpha, rb, envs, log, device)  # fmt: skip
+        checkpoint = None  # its memory map of the file is no longer needed
     update_q, update_pi = compiled_updates(args)  # update_critics and update_actor_and_alpha, or their compiled forms
     stop = StopSignals()
     quiet_garbage_collector()
@@ -743,8 +744,8 @@ def save_checkpoint(args, run_name, run_dir, iteration, saved, log_alpha, rb, en
         **{name: module.state_dict() for name, module in saved.items()}, "log_alpha": log_alpha.detach().cpu(),
         "loop": {"obs": obs.cpu(), "alpha": alpha.cpu(), "n_updates": n_updates, "last_eval": last_eval,
                  "losses": {name: value.cpu() for name, value in losses.items()}},
-        "buffer": {"pos": rb.pos, "size": rb.size, **{name: getattr(rb, name)[: rb.size].cpu() for name in
-                   ("obs", "actions", "rewards", "next_obs", "terminations")}},  # only the filled part
+        "buffer": {"pos": rb.pos, "size": rb.size, **{name: filled_part(getattr(rb, name), rb.size) for name in
+                   ("obs", "actions", "rewards", "next_obs", "terminations")}},
         "log": log.state(), "rng": rng_state(), "envs": [env_state(env) for env in envs.envs],
     }  # fmt: skip
     path = os.path.join(run_dir, "checkpoint.pt")
@@ -754,21 +755,32 @@ def save_checkpoint(args, run_name, run_dir, iteration, saved, log_alpha, rb, en
             f.flush()
             os.fsync(f.fileno())
         os.replace(f"{path}.tmp", path)
-    except OSError as e:
+    except (OSError, RuntimeError) as e:  # torch.save raises a failed write (OSError) again as a RuntimeError
+        error = e.__context__ if isinstance(e.__context__, OSError) else e
         if os.path.isfile(f"{path}.tmp"):
             os.remove(f"{path}.tmp")
         log.writer.close()
         print(f"{os.path.basename(sys.argv[0]) or 'sac'}: error: cannot write the checkpoint {path} at step "
-              f"{global_step}: {e.strerror or e}; the previous checkpoint is unchanged", file=sys.stderr)  # fmt: skip
+              f"{global_step}: {getattr(error, 'strerror', None) or error}; the previous checkpoint is unchanged",
+              file=sys.stderr)  # fmt: skip
         raise SystemExit(1) from None
+
+
+def filled_part(t: torch.Tensor, n: int) -> torch.Tensor:
+    """t[:n] of a contiguous tensor, as a tensor over just that slice of t's memory. torch.save writes the whole
+    memory of a view (t[:n] would write the whole preallocated buffer), and t[:n].clone() could double the
+    buffer's memory at each checkpoint: this writes the filled part without a copy."""
+    row, start = t[0].numel() * t.element_size(), t.storage_offset() * t.element_size()
+    memory = t.untyped_storage()[start : start + n * row]
+    return torch.empty(0, dtype=t.dtype, device=t.device).set_(memory, 0, (n, *t.shape[1:]))
 
 
 def load_checkpoint(args: Args) -> tuple[Args, dict]:
     """--resume PATH: the checkpoint, and the run's own args. A flag given now must be the run's own, except those
     in RESUMABLE (how long, how often to evaluate or checkpoint, where to run), which may change."""
     path = os.path.join(args.resume, "checkpoint.pt") if os.path.isdir(args.resume) else args.resume
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    try:  # mmap: the buffer is read from the file as it is copied, not all into memory first
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as e:  # missing, truncated, corrupted: whatever the cause, one line for the user
         fail(f"--resume {path}: cannot load it ({(str(e).splitlines() or [type(e).__name__])[0]})")
     script = checkpoint.get("script") if isinstance(checkpoint, dict) else None
@@ -782,8 +794,11 @@ def load_checkpoint(args: Args) -> tuple[Args, dict]:
         elif name not in RESUMABLE and value != defaults[name] and value != resumed[name]:
             fail(f"--resume {path}: --{name.replace('_', '-')} {value} differs from the run's {resumed[name]}; a "
                  "resumed run keeps its settings")  # fmt: skip
-    checkpoint["path"] = path
-    return Args(**resumed), checkpoint
+    # All but the buffer (copied into the new replay buffer, then dropped) get memory of their own: what the run keeps
+    # must not hold the file's memory map, nor with it the file's disk space once a new checkpoint replaces it.
+    own = {key: torch.utils._pytree.tree_map_only(torch.Tensor, torch.clone, value) for key, value in checkpoint.items()
+           if key != "buffer"}  # fmt: skip
+    return Args(**resumed), {**checkpoint, **own, "path": path}
 
 
 def restore_checkpoint(checkpoint, saved, log_alpha, rb, envs, log, device):

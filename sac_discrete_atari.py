@@ -25,6 +25,7 @@ import math
 import os
 import random
 import shutil
+import signal
 import sys
 import time
 from collections import deque
@@ -41,6 +42,7 @@ import tyro
 from torch.utils.tensorboard import SummaryWriter
 
 gym.register_envs(ale_py)  # the ALE ids (BreakoutNoFrameskip-v4, ALE/Breakout-v5, ...); ale-py ships the ROMs
+ale_py.ALEInterface.setLoggerMode(ale_py.LoggerMode.Warning)  # no banner from each new emulator; warnings still show
 
 
 @dataclass
@@ -77,6 +79,10 @@ class Args:
     """number of whole games of each evaluation"""
     eval_greedy: bool = True
     """evaluate the greedy policy argmax_a pi(a|s); --no-eval-greedy samples a ~ pi(.|s) instead"""
+    checkpoint_frequency: int = 0
+    """write runs/{run_name}/checkpoint.pt every this many env steps, and when the run ends or is stopped (0: never)"""
+    resume: str | None = None
+    """continue the run of this checkpoint (a checkpoint.pt or the run directory that holds it), exactly"""
 
     # Algorithm
     env_id: str = "BeamRiderNoFrameskip-v4"
@@ -434,8 +440,9 @@ def polyak_update(target: nn.Module, source: nn.Module, tau: float) -> None:
 def train(args: Args) -> None:
     if args.eval_model:
         return evaluate_saved_model(args)
+    args, checkpoint = load_checkpoint(args) if args.resume else (args, None)
     n_actions = check_inputs(args)
-    device, run_name, writer = setup_run(args)
+    device, run_name, run_dir, writer = setup_run(args, checkpoint)
 
     envs = make_vector_env(args)
     actor = Actor(n_actions).to(device)
@@ -462,10 +469,20 @@ def train(args: Args) -> None:
     eval_env, last_eval, losses = make_env(args.env_id, train=False, render=args.capture_video), None, {}
     obs, _ = envs.reset(seed=args.seed)
     rb.reset(obs)
+    # What a checkpoint holds besides the buffer and the loop's state:
+    saved = {"actor": actor, "qf1": qf1, "qf2": qf2, "qf1_target": qf1_target, "qf2_target": qf2_target,
+             "optimizer": optimizer}  # fmt: skip
+    first_iteration = 1
+    if checkpoint:  # every network, optimizer, random generator, emulator and wrapper as the checkpoint left them
+        first_iteration, (obs, alpha, losses, last_eval) = restore_checkpoint(checkpoint, saved, log_alpha, rb, envs,
+                                                                              log, device)  # fmt: skip
+        checkpoint = None  # its memory map of the file is no longer needed
     update_step = compiled_update(args)  # update, or its compiled form
+    stop = StopSignals()
     quiet_garbage_collector()
+    iteration, global_step = first_iteration - 1, (first_iteration - 1) * args.num_envs  # if nothing is left to do
 
-    for iteration in range(1, args.total_timesteps // args.num_envs + 1):
+    for iteration in range(first_iteration, args.total_timesteps // args.num_envs + 1):
         global_step = iteration * args.num_envs
         # Act: uniformly random actions for the first learning_starts steps, then a_t ~ pi_phi(.|s_t).
         if global_step <= args.learning_starts:
@@ -475,6 +492,7 @@ def train(args: Args) -> None:
                 actions = actor.sample(torch.as_tensor(obs, device=device))
         actions = actions.cpu().numpy()
         next_obs, rewards, terminations, truncations, real_next_obs, games = step_envs(envs, actions)
+        log.check_finite(global_step, reward=rewards)  # the frames are uint8: always finite
 
         # Store (s_t, a_t, r_t, s_{t+1}, terminated) in D: only the new frames (see FrameReplayBuffer). Where an
         # episode ended, s_{t+1} is its real last observation, not the first one of the next episode that next_obs
@@ -498,11 +516,19 @@ def train(args: Args) -> None:
         log.maybe_losses(losses, alpha, global_step)
         last_eval = maybe_evaluate(args, actor, eval_env, global_step, writer, run_name, device, last_eval)
         progress.update(global_step, log.recent_return(), last_eval)
+        if checkpoint_due(args, global_step, stop.requested):
+            save_checkpoint(args, run_name, run_dir, iteration, saved, log_alpha, rb, envs, log,
+                            (obs, alpha, losses, last_eval))  # fmt: skip
+        if stop.requested:
+            break
 
     progress.close()
-    final_evaluation(args, actor, eval_env, global_step, writer, run_name, device, last_eval)
+    if stop.requested:
+        stop.report(args, run_dir, global_step)
+    else:
+        final_evaluation(args, actor, eval_env, global_step, writer, run_name, device, last_eval)
     if args.save_model:
-        save_model(args, run_name, actor, qf1, qf2, qf1_target, qf2_target, log_alpha)
+        save_model(args, run_dir, actor, qf1, qf2, qf1_target, qf2_target, log_alpha)
     envs.close()
     eval_env.close()
     writer.close()
@@ -527,6 +553,8 @@ def check_inputs(args: Args) -> int:
     for name in ["policy_lr", "q_lr", "adam_eps", "alpha"]:
         if not getattr(args, name) > 0 or not math.isfinite(getattr(args, name)):
             fail(f"--{name.replace('_', '-')} must be a positive number, got {getattr(args, name)}")
+    if args.checkpoint_frequency < 0:
+        fail(f"--checkpoint-frequency must be 0 (off) or positive, got {args.checkpoint_frequency}")
     if not 0 <= args.gamma < 1:
         fail(f"--gamma must be in [0, 1), got {args.gamma}")
     if not 0 < args.tau <= 1:
@@ -598,25 +626,50 @@ def check_memory(buffer_size: int) -> None:
              f"has {have / 1e9:.1f} GB available; lower --buffer-size")  # fmt: skip
 
 
-def setup_run(args: Args) -> tuple[torch.device, str, SummaryWriter]:
-    """Seed everything, pick the device and threads, open the TensorBoard writer (and W&B)."""
+def setup_run(args: Args, checkpoint: dict | None) -> tuple[torch.device, str, str, SummaryWriter]:
+    """Seed everything, pick the device and threads, make sure the run directory can be written, open the
+    TensorBoard writer (and W&B). A resumed run keeps its name and directory. Returns (device, run name, run
+    directory, writer)."""
     random.seed(args.seed)
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
     torch.backends.cudnn.deterministic = args.torch_deterministic
     torch.set_num_threads(args.threads)
     device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
-    run_name = f"{args.env_id.replace('/', '-')}__{args.exp_name}__{args.seed}__{int(time.time())}"
+    if checkpoint:
+        run_name, run_dir = checkpoint["run_name"], os.path.dirname(checkpoint["path"])
+    else:
+        run_name = f"{args.env_id.replace('/', '-')}__{args.exp_name}__{args.seed}__{int(time.time())}"
+        run_dir = f"runs/{run_name}"
+    check_writable(run_dir)
     if args.track:
         import wandb
 
         wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, sync_tensorboard=True,
                    config=vars(args), name=run_name, save_code=True)  # fmt: skip
-    writer = SummaryWriter(f"runs/{run_name}")
-    table = "\n".join(f"|{key}|{value}|" for key, value in vars(args).items())
-    writer.add_text("hyperparameters", f"|param|value|\n|-|-|\n{table}")
-    print(f"run {run_name} on {device} ({args.threads} threads); TensorBoard: tensorboard --logdir runs")
-    return device, run_name, writer
+    if checkpoint:
+        # Steps after the checkpoint that the stopped process had logged are dropped (purged) by TensorBoard:
+        # the resumed run logs them again, so no step appears twice.
+        writer = SummaryWriter(run_dir, purge_step=checkpoint["iteration"] * args.num_envs + 1)
+        print(f"resuming run {run_name} at step {checkpoint['iteration'] * args.num_envs} on {device}")
+    else:
+        writer = SummaryWriter(run_dir)
+        table = "\n".join(f"|{key}|{value}|" for key, value in vars(args).items())
+        writer.add_text("hyperparameters", f"|param|value|\n|-|-|\n{table}")
+        print(f"run {run_name} on {device} ({args.threads} threads); TensorBoard: tensorboard --logdir runs")
+    return device, run_name, run_dir, writer
+
+
+def check_writable(run_dir: str) -> None:
+    """Refuse, before anything is trained, a run directory that cannot be written."""
+    try:
+        os.makedirs(run_dir, exist_ok=True)
+        probe = os.path.join(run_dir, ".write-test")
+        with open(probe, "w") as f:
+            f.write("ok")
+        os.remove(probe)
+    except OSError as e:
+        fail(f"cannot write the run directory {run_dir}: {e.strerror or e}")
 
 
 def compiled_update(args: Args):
@@ -667,6 +720,14 @@ class RunLog:
     def recent_return(self) -> float | None:
         return float(np.mean(self.recent)) if self.recent else None
 
+    def state(self) -> dict:
+        """The recent scores, for a checkpoint (the game in progress is RecordEpisodeStatistics's, in the env's)."""
+        return {"recent": [float(r) for r in self.recent], "sps_step": self.sps_step}
+
+    def load_state(self, state: dict) -> None:
+        self.recent.extend(state["recent"])
+        self.sps_step = state["sps_step"]
+
     def maybe_losses(self, losses: dict, alpha: torch.Tensor, global_step: int) -> None:
         if not crossed(global_step, self.num_envs, 100):
             return
@@ -675,8 +736,22 @@ class RunLog:
         self.writer.add_scalar("charts/SPS", sps, global_step)
         self.sps_time, self.sps_step = now, global_step
         if losses:
-            for name, value in {**losses, "alpha": alpha}.items():
-                self.writer.add_scalar(f"losses/{name}", value.item(), global_step)
+            values = {name: value.item() for name, value in {**losses, "alpha": alpha}.items()}
+            self.check_finite(global_step, **values)
+            for name, value in values.items():
+                self.writer.add_scalar(f"losses/{name}", value, global_step)
+
+    def check_finite(self, global_step: int, **values) -> None:
+        """Stop the run (exit 1) at a NaN or an infinity: in what the environment returned (checked every step, on
+        the host), or in a loss (checked when the losses are read, every 100 steps, and before every checkpoint)."""
+        for name, value in values.items():
+            if not np.all(np.isfinite(value)):
+                self.writer.close()  # what was logged so far is kept
+                source = "from the environment" if name in ("observation", "reward") else "in the update"
+                print(f"{os.path.basename(sys.argv[0]) or 'sac'}: error: non-finite {name} {source} at step "
+                      f"{global_step}; the run stops (the last checkpoint, if any, is from before it)",
+                      file=sys.stderr)  # fmt: skip
+                raise SystemExit(1)
 
 
 class Progress:
@@ -758,13 +833,221 @@ def final_evaluation(args, actor, eval_env, global_step, writer, run_name, devic
           f"over {args.eval_episodes} games")  # fmt: skip
 
 
-def save_model(args, run_name, actor, qf1, qf2, qf1_target, qf2_target, log_alpha) -> None:
-    path = f"runs/{run_name}/{args.exp_name}.pt"
+def save_model(args, run_dir, actor, qf1, qf2, qf1_target, qf2_target, log_alpha) -> None:
+    path = f"{run_dir}/{args.exp_name}.pt"
     modules = {"actor": actor, "qf1": qf1, "qf2": qf2, "qf1_target": qf1_target, "qf2_target": qf2_target}
     state = {name: module.state_dict() for name, module in modules.items()}
     state["log_alpha"] = log_alpha.detach().cpu()
     torch.save({"script": "sac_discrete_atari", "args": asdict(args), **state}, path)
     print(f"model saved to {path}; evaluate it with: python {os.path.basename(__file__)} --eval-model {path}")
+
+
+# Checkpoints: everything the run needs to go on exactly as if it had not stopped.
+RESUMABLE = {"resume", "total_timesteps", "checkpoint_frequency", "eval_frequency", "eval_episodes", "eval_greedy",
+             "capture_video", "save_model", "threads", "cuda", "compile", "cudagraphs", "track", "wandb_project_name",
+             "wandb_entity"}  # fmt: skip
+BUFFER_FIELDS = ("frames", "actions", "rewards", "terminations", "age", "starts")  # FrameReplayBuffer's per-slot data
+
+
+def checkpoint_due(args: Args, global_step: int, stop_requested) -> bool:
+    """With --checkpoint-frequency N: every N env steps, at the last step, and when a stop was requested."""
+    if not args.checkpoint_frequency:
+        return False
+    last_step = args.total_timesteps // args.num_envs * args.num_envs
+    return (
+        bool(stop_requested)
+        or global_step == last_step
+        or crossed(global_step, args.num_envs, args.checkpoint_frequency)
+    )
+
+
+def save_checkpoint(args, run_name, run_dir, iteration, saved, log_alpha, rb, envs, log, loop) -> None:
+    """Write {run_dir}/checkpoint.pt atomically: into a temporary file, flushed to the disk, then renamed over the
+    previous checkpoint, so that a crash or a full disk mid-write leaves the previous checkpoint whole."""
+    obs, alpha, losses, last_eval = loop
+    global_step = iteration * args.num_envs
+    log.check_finite(global_step, **{name: value.item() for name, value in {**losses, "alpha": alpha}.items()})
+    state = {
+        "script": "sac_discrete_atari", "args": asdict(args), "run_name": run_name, "iteration": iteration,
+        **{name: module.state_dict() for name, module in saved.items()}, "log_alpha": log_alpha.detach().cpu(),
+        "loop": {"obs": torch.from_numpy(obs.copy()), "alpha": alpha.cpu(), "last_eval": last_eval,
+                 "losses": {name: value.cpu() for name, value in losses.items()}},
+        # The frame store, not stacks, and of each sub-env's ring only the slots written so far.
+        "buffer": {"head": torch.from_numpy(rb.head.copy()), "written": rb.written,
+                   **{name: [filled_part(getattr(rb, name)[i], rb.written) for i in range(rb.num_envs)]
+                      for name in BUFFER_FIELDS}},
+        "log": log.state(), "rng": rng_state(), "envs": [env_state(env) for env in envs.envs],
+    }  # fmt: skip
+    path = os.path.join(run_dir, "checkpoint.pt")
+    try:
+        with open(f"{path}.tmp", "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(f"{path}.tmp", path)
+    except (OSError, RuntimeError) as e:  # torch.save raises a failed write (OSError) again as a RuntimeError
+        error = e.__context__ if isinstance(e.__context__, OSError) else e
+        if os.path.isfile(f"{path}.tmp"):
+            os.remove(f"{path}.tmp")
+        log.writer.close()
+        print(f"{os.path.basename(sys.argv[0]) or 'sac'}: error: cannot write the checkpoint {path} at step "
+              f"{global_step}: {getattr(error, 'strerror', None) or error}; the previous checkpoint is unchanged",
+              file=sys.stderr)  # fmt: skip
+        raise SystemExit(1) from None
+
+
+def filled_part(t: torch.Tensor, n: int) -> torch.Tensor:
+    """t[:n] of a contiguous tensor, as a tensor over just that slice of t's memory. torch.save writes the whole
+    memory of a view (t[:n] would write the whole preallocated buffer), and t[:n].clone() could double the
+    buffer's memory at each checkpoint: this writes the filled part without a copy."""
+    row, start = t[0].numel() * t.element_size(), t.storage_offset() * t.element_size()
+    memory = t.untyped_storage()[start : start + n * row]
+    return torch.empty(0, dtype=t.dtype, device=t.device).set_(memory, 0, (n, *t.shape[1:]))
+
+
+def load_checkpoint(args: Args) -> tuple[Args, dict]:
+    """--resume PATH: the checkpoint, and the run's own args. A flag given now must be the run's own, except those
+    in RESUMABLE (how long, how often to evaluate or checkpoint, where to run), which may change."""
+    path = os.path.join(args.resume, "checkpoint.pt") if os.path.isdir(args.resume) else args.resume
+    try:  # mmap: the buffer's frames are read from the file as they are copied, not all into memory first
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as e:  # missing, truncated, corrupted: whatever the cause, one line for the user
+        fail(f"--resume {path}: cannot load it ({(str(e).splitlines() or [type(e).__name__])[0]})")
+    script = checkpoint.get("script") if isinstance(checkpoint, dict) else None
+    if script != "sac_discrete_atari" or "iteration" not in checkpoint:
+        fail(f"--resume {path}: not a checkpoint of sac_discrete_atari.py"
+             + (f" (it is {script}.py's)" if script else ""))  # fmt: skip
+    defaults, resumed = asdict(Args()), dict(checkpoint["args"])
+    for name, value in asdict(args).items():
+        if name in RESUMABLE and value != defaults[name]:
+            resumed[name] = value
+        elif name not in RESUMABLE and value != defaults[name] and value != resumed[name]:
+            fail(f"--resume {path}: --{name.replace('_', '-')} {value} differs from the run's {resumed[name]}; a "
+                 "resumed run keeps its settings")  # fmt: skip
+    # All but the buffer (copied into the new replay buffer, then dropped) get memory of their own: what the run keeps
+    # must not hold the file's memory map, nor with it the file's disk space once a new checkpoint replaces it.
+    own = {key: torch.utils._pytree.tree_map_only(torch.Tensor, torch.clone, value) for key, value in checkpoint.items()
+           if key != "buffer"}  # fmt: skip
+    return Args(**resumed), {**checkpoint, **own, "path": path}
+
+
+def restore_checkpoint(checkpoint, saved, log_alpha, rb, envs, log, device):
+    """Put the checkpoint's state back into the freshly built run; returns (the first iteration to run, the loop's
+    state)."""
+    for name, module in saved.items():
+        module.load_state_dict(checkpoint[name])
+    with torch.no_grad():
+        log_alpha.copy_(checkpoint["log_alpha"])
+    buffer = checkpoint["buffer"]
+    for name in BUFFER_FIELDS:
+        for i, part in enumerate(buffer[name]):
+            getattr(rb, name)[i, : len(part)] = part
+    rb.head, rb.written = buffer["head"].numpy().copy(), buffer["written"]
+    log.load_state(checkpoint["log"])
+    for env, state in zip(envs.envs, checkpoint["envs"], strict=True):
+        set_env_state(env, state)
+    set_rng_state(checkpoint["rng"])
+    loop = checkpoint["loop"]
+    losses = {name: value.to(device) for name, value in loop["losses"].items()}
+    return checkpoint["iteration"] + 1, (loop["obs"].numpy(), loop["alpha"].to(device), losses,
+                                         loop["last_eval"])  # fmt: skip
+
+
+def rng_state() -> dict:
+    numpy_state = np.random.get_state(legacy=False)
+    numpy_state["state"]["key"] = torch.from_numpy(numpy_state["state"]["key"].astype(np.int64))
+    return {"python": random.getstate(), "numpy": numpy_state, "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}  # fmt: skip
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    numpy_state = state["numpy"]
+    numpy_state["state"]["key"] = numpy_state["state"]["key"].numpy().astype(np.uint32)
+    np.random.set_state(numpy_state)
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+# What each wrapper of make_env keeps from one step to the next (its other attributes are its settings).
+WRAPPER_STATE = {
+    gym.wrappers.FrameStackObservation: ("obs_queue",),
+    gym.wrappers.ClipReward: (),
+    AtariLives: ("lives", "game_over"),
+    gym.wrappers.RecordEpisodeStatistics: ("episode_returns", "episode_lengths"),
+    gym.wrappers.AtariPreprocessing: ("obs_buffer", "lives", "game_over"),
+    gym.wrappers.TimeLimit: ("_elapsed_steps",),
+}
+
+
+def env_state(env: gym.Env) -> dict:
+    """A sub-env's own state: the emulator's whole state with its random generator (sticky actions), the env's
+    and its action space's random generators (no-op starts), and the state of each wrapper."""
+    wrappers, layer = [], env
+    while isinstance(layer, gym.Wrapper):
+        wrappers.append({name: saveable(getattr(layer, name)) for name in WRAPPER_STATE.get(type(layer), ())})
+        layer = layer.env
+    ale = bytearray(env.unwrapped.ale.cloneState(include_rng=True).serialize())
+    return {"ale": torch.frombuffer(ale, dtype=torch.uint8), "wrappers": wrappers,
+            "np_random": env.unwrapped.np_random.bit_generator.state,
+            "action_space": env.action_space.np_random.bit_generator.state}  # fmt: skip
+
+
+def set_env_state(env: gym.Env, state: dict) -> None:
+    """Put a sub-env back in the state env_state read."""
+    layer = env
+    for attributes in state["wrappers"]:
+        for name, value in attributes.items():
+            setattr(layer, name, restored(value, getattr(layer, name)))
+        layer = layer.env
+    env.unwrapped.ale.restoreState(ale_py.ALEState(state["ale"].numpy().tobytes()))
+    env.unwrapped.np_random.bit_generator.state = state["np_random"]
+    env.action_space.np_random.bit_generator.state = state["action_space"]
+
+
+def saveable(value):
+    """numpy arrays as tensors, numpy scalars as Python numbers, sequences as lists: what torch.load reads back
+    with weights_only=True."""
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(value.copy())
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (list, tuple, deque)):
+        return [saveable(item) for item in value]
+    return value
+
+
+def restored(value, current):
+    """A value saveable made, back in the type of the attribute `current` it replaces."""
+    if isinstance(value, torch.Tensor):
+        return value.numpy().copy()
+    if isinstance(value, list):
+        items = [restored(item, None) for item in value]
+        return deque(items, maxlen=current.maxlen) if isinstance(current, deque) else items
+    return value
+
+
+class StopSignals:
+    """SIGINT (Ctrl-C) and SIGTERM (what a cluster sends before it pre-empts a job) ask the loop to stop after the
+    current step, write the checkpoint (with --checkpoint-frequency) and the model (with --save-model), and exit 0.
+    A second SIGINT stops at once."""
+
+    def __init__(self):
+        self.requested = None
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, self.handle)
+
+    def handle(self, signum, frame) -> None:
+        if self.requested and signum == signal.SIGINT:
+            print("\nsecond SIGINT: stopping now, without a checkpoint", file=sys.stderr, flush=True)
+            os._exit(130)
+        self.requested = signal.Signals(signum).name
+
+    def report(self, args: Args, run_dir: str, global_step: int) -> None:
+        resume = f"resume with: python {os.path.basename(__file__)} --resume {run_dir}"
+        where = f"checkpoint {run_dir}/checkpoint.pt; {resume}" if args.checkpoint_frequency else "no checkpoint"
+        print(f"stopped by {self.requested} at step {global_step}; {where}")
 
 
 def evaluate_saved_model(args: Args) -> None:

@@ -1,6 +1,9 @@
 """Runs that survive faults, with real processes and real signals: checkpoints, exact resume after SIGKILL, SIGTERM,
-non-finite values from the environment, bad checkpoints and unwritable run directories."""
+non-finite values from the environment and in the losses, bad checkpoints and unwritable run directories."""
 
+import importlib
+import io
+import resource
 import signal
 import subprocess
 import sys
@@ -12,11 +15,19 @@ import torch
 from conftest import CONTINUOUS, ROOT, final_state, read_scalars, run_dir, run_ok, run_script
 
 NETWORKS = {"sac_continuous_action": ["actor", "qf", "qf_target"], "sac_v1_value": ["actor", "qf", "vf", "vf_target"]}
+ENV = {"sac_continuous_action": "Pendulum-v1", "sac_v1_value": "Pendulum-v1",
+       "sac_discrete_atari": "BreakoutNoFrameskip-v4"}  # fmt: skip
 
 
 @pytest.fixture(params=CONTINUOUS)
 def script(request):
     """Each continuous-action script's name: a test that takes this runs once per script."""
+    return request.param
+
+
+@pytest.fixture(params=list(ENV))
+def any_script(request):
+    """Each of the three scripts' names."""
     return request.param
 
 
@@ -36,30 +47,27 @@ def wait_for_checkpoint(process, path, iteration, timeout=300):
     raise AssertionError("no checkpoint in time")
 
 
-@pytest.mark.parametrize("env_id, total, every", [("Pendulum-v1", 1500, 500), ("Hopper-v5", 1200, 400)])
-def test_a_run_killed_after_a_checkpoint_and_resumed_ends_exactly_as_one_left_alone(
-    tmp_path, script, env_id, total, every
-):
-    flags = ["--env-id", env_id, "--total-timesteps", str(total), "--learning-starts", "300", "--batch-size", "64",
-             "--eval-frequency", str(total), "--eval-episodes", "1", "--save-model", "--no-cuda",
-             "--checkpoint-frequency", str(every), "--num-envs", "2"]  # fmt: skip
+def killed_and_resumed(script, flags, every, tmp_path):
+    """Run `flags` twice: once left alone, once killed by SIGKILL right after its second checkpoint (at step
+    2 * every: iteration `every` with 2 sub-envs) and resumed. Returns both final states (model, scalars)."""
     (tmp_path / "alone").mkdir()
     (tmp_path / "killed").mkdir()
     run_ok(*flags, cwd=tmp_path / "alone", script=script)
-
     process = start(script, *flags, cwd=tmp_path / "killed")
     while not (tmp_path / "killed" / "runs").exists():
         time.sleep(0.02)
     checkpoint = run_dir(tmp_path / "killed") / "checkpoint.pt"
-    wait_for_checkpoint(process, checkpoint, every)  # the second one: at step 2 * every, iteration every (2 sub-envs)
+    wait_for_checkpoint(process, checkpoint, every)
     process.send_signal(signal.SIGKILL)
     process.wait()
     resumed = run_ok("--resume", str(checkpoint.parent), cwd=tmp_path / "killed", script=script)
     assert f"resuming run {checkpoint.parent.name} at step {2 * every}" in resumed.stdout
+    return final_state(tmp_path / "alone", script), final_state(tmp_path / "killed", script)
 
-    alone, logs_alone = final_state(tmp_path / "alone", script)
-    killed, logs_killed = final_state(tmp_path / "killed", script)
-    for net in NETWORKS[script]:
+
+def assert_same_run(alone, killed, networks):
+    (alone, logs_alone), (killed, logs_killed) = alone, killed
+    for net in networks:
         for key in alone[net]:
             assert torch.equal(alone[net][key], killed[net][key]), (net, key)
     assert torch.equal(alone["log_alpha"], killed["log_alpha"])
@@ -68,8 +76,30 @@ def test_a_run_killed_after_a_checkpoint_and_resumed_ends_exactly_as_one_left_al
     assert logs_killed == logs_alone and len(logs_alone["charts/episodic_return"]) >= 2
 
 
-def test_sigterm_stops_after_the_step_writes_a_checkpoint_and_the_run_resumes(tmp_path, script):
-    flags = ["--env-id", "Pendulum-v1", "--total-timesteps", "100000", "--learning-starts", "300", "--batch-size",
+@pytest.mark.parametrize("env_id, total, every", [("Pendulum-v1", 1500, 500), ("Hopper-v5", 1200, 400)])
+def test_a_run_killed_after_a_checkpoint_and_resumed_ends_exactly_as_one_left_alone(
+    tmp_path, script, env_id, total, every
+):
+    flags = ["--env-id", env_id, "--total-timesteps", str(total), "--learning-starts", "300", "--batch-size", "64",
+             "--eval-frequency", str(total), "--eval-episodes", "1", "--save-model", "--no-cuda",
+             "--checkpoint-frequency", str(every), "--num-envs", "2"]  # fmt: skip
+    assert_same_run(*killed_and_resumed(script, flags, every, tmp_path), NETWORKS[script])
+
+
+def test_a_breakout_run_killed_after_a_checkpoint_and_resumed_ends_exactly_as_one_left_alone(tmp_path):
+    """The emulators, the wrappers (frame stacks, lives, scores in progress) and the frame store, whose rings of
+    300 slots per sub-env have wrapped around by the second checkpoint (step 800, 400 steps per sub-env)."""
+    flags = ["--env-id", "BreakoutNoFrameskip-v4", "--total-timesteps", "1200", "--learning-starts", "600",
+             "--buffer-size", "600", "--target-network-frequency", "200", "--eval-frequency", "1200",
+             "--eval-episodes", "1", "--save-model", "--no-cuda", "--checkpoint-frequency", "400",
+             "--num-envs", "2"]  # fmt: skip
+    alone, killed = killed_and_resumed("sac_discrete_atari", flags, 400, tmp_path)
+    assert_same_run(alone, killed, ["actor", "qf1", "qf2", "qf1_target", "qf2_target"])
+
+
+def test_sigterm_stops_after_the_step_writes_a_checkpoint_and_the_run_resumes(tmp_path, any_script):
+    script = any_script
+    flags = ["--env-id", ENV[script], "--total-timesteps", "100000", "--learning-starts", "300", "--batch-size",
              "64", "--eval-episodes", "1", "--checkpoint-frequency", "50000", "--save-model"]  # fmt: skip
     process = start(script, *flags, cwd=tmp_path)
     while not (tmp_path / "runs").exists() or not list(run_dir(tmp_path).glob("events.*")):
@@ -81,7 +111,11 @@ def test_sigterm_stops_after_the_step_writes_a_checkpoint_and_the_run_resumes(tm
     path = run_dir(tmp_path)
     checkpoint = torch.load(path / "checkpoint.pt", weights_only=True)
     step = checkpoint["iteration"]
-    assert 300 < step < 100_000 and checkpoint["buffer"]["size"] == step
+    buffer = checkpoint["buffer"]
+    if script in CONTINUOUS:  # one transition per step, the buffer's filled part
+        assert 300 < step < 100_000 and buffer["size"] == step and len(buffer["obs"]) == step
+    else:  # one frame per step and one more per episode end (a lost life): the slots written so far
+        assert 300 < step < 100_000 and step < buffer["written"] == len(buffer["frames"][0]) < 2 * step
     assert f"stopped by SIGTERM at step {step}; checkpoint {path.relative_to(tmp_path)}/checkpoint.pt" in out
     assert f"--resume {path.relative_to(tmp_path)}" in out and (path / f"{script}.pt").exists()
     end = (step // 100 + 3) * 100  # a longer run than the stopped one asked for: --total-timesteps may change
@@ -90,6 +124,15 @@ def test_sigterm_stops_after_the_step_writes_a_checkpoint_and_the_run_resumes(tm
     assert scalars["losses/qf1_loss"][-1][0] == end and scalars["eval/episodic_return"][-1][0] == end
     steps = [s for s, _ in scalars["losses/qf1_loss"]]
     assert steps == sorted(set(steps))  # no step twice
+
+
+def test_a_first_sigint_asks_for_a_stop_and_a_second_one_exits_at_once(any_script):
+    code = (f"import os, signal, time; from {any_script} import StopSignals; stop = StopSignals(); "
+            "os.kill(os.getpid(), signal.SIGINT); print('requested', stop.requested, flush=True); "
+            "os.kill(os.getpid(), signal.SIGINT); time.sleep(5); print('not stopped')")  # fmt: skip
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 130 and result.stdout == "requested SIGINT\n"
+    assert result.stderr.strip() == "second SIGINT: stopping now, without a checkpoint"
 
 
 def test_a_non_finite_reward_stops_the_run_with_one_line(tmp_path, script):
@@ -102,13 +145,14 @@ def test_a_non_finite_reward_stops_the_run_with_one_line(tmp_path, script):
     assert torch.load(run_dir(tmp_path) / "checkpoint.pt", weights_only=True)["iteration"] == 40  # the last good one
 
 
-def test_bad_checkpoints_are_refused_with_one_line(tmp_path, script):
-    run_ok("--env-id", "Pendulum-v1", "--total-timesteps", "400", "--learning-starts", "300", "--batch-size", "64",
+def test_bad_checkpoints_are_refused_with_one_line(tmp_path, any_script):
+    script = any_script
+    run_ok("--env-id", ENV[script], "--total-timesteps", "400", "--learning-starts", "300", "--batch-size", "64",
            "--eval-episodes", "1", "--checkpoint-frequency", "200", cwd=tmp_path, script=script)  # fmt: skip
     good = run_dir(tmp_path) / "checkpoint.pt"
     truncated, other = tmp_path / "truncated.pt", tmp_path / "other.pt"
     truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
-    other_script = "sac_discrete_atari"
+    other_script = next(name for name in ENV if name != script)
     torch.save({"script": other_script, "iteration": 3}, other)
     cases = [
         ([str(truncated)], f"--resume {truncated}: cannot load it"),
@@ -121,11 +165,56 @@ def test_bad_checkpoints_are_refused_with_one_line(tmp_path, script):
         assert result.returncode == 2 and message in result.stderr and result.stderr.count("\n") == 1, result.stderr
 
 
-def test_an_unwritable_run_directory_is_refused_before_training(tmp_path, script):
+def test_an_unwritable_run_directory_is_refused_before_training(tmp_path, any_script):
     (tmp_path / "runs").write_text("a file where the runs directory should be")
-    result = run_script("--env-id", "Pendulum-v1", "--checkpoint-frequency", "100", cwd=tmp_path, script=script)
-    assert result.returncode == 2 and "error: cannot write the run directory runs/Pendulum-v1__" in result.stderr
+    result = run_script("--env-id", ENV[any_script], "--checkpoint-frequency", "100", cwd=tmp_path, script=any_script)
+    assert result.returncode == 2 and f"error: cannot write the run directory runs/{ENV[any_script]}__" in result.stderr
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+# Files larger than this fail to be written (RLIMIT_FSIZE): each script's checkpoint before learning starts (networks
+# only) fits, the next one (Adam's two moments per weight added) does not.
+FILE_LIMIT = {"sac_continuous_action": 2_200_000, "sac_v1_value": 2_200_000, "sac_discrete_atari": 55_000_000}
+
+
+def test_a_full_disk_during_a_checkpoint_stops_the_run_and_keeps_the_previous_checkpoint(tmp_path, any_script):
+    def limit_file_size():  # in the child: a write past the limit fails with EFBIG instead of killing it (SIGXFSZ)
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_LIMIT[any_script], FILE_LIMIT[any_script]))
+
+    command = [sys.executable, str(ROOT / f"{any_script}.py"), "--threads", "1", "--env-id", ENV[any_script],
+               "--total-timesteps", "600", "--learning-starts", "300", "--batch-size", "64", "--checkpoint-frequency",
+               "200", "--no-cuda"]  # fmt: skip
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, preexec_fn=limit_file_size)
+    path = run_dir(tmp_path) / "checkpoint.pt"
+    assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.endswith(f"error: cannot write the checkpoint {path.relative_to(tmp_path)} at step 400: File "
+                                  "too large; the previous checkpoint is unchanged\n")  # fmt: skip
+    assert torch.load(path, weights_only=True)["iteration"] == 200 and not path.with_suffix(".pt.tmp").exists()
+    assert run_ok("--resume", str(path), "--total-timesteps", "400", cwd=tmp_path, script=any_script)
+
+
+def test_a_non_finite_loss_stops_the_run_with_one_line(tmp_path, any_script, capsys):
+    from torch.utils.tensorboard import SummaryWriter
+
+    log = importlib.import_module(any_script).RunLog(SummaryWriter(tmp_path), num_envs=1)
+    losses = {"qf1_loss": torch.tensor(0.5), "actor_loss": torch.tensor(float("inf"))}
+    with pytest.raises(SystemExit) as stop:
+        log.maybe_losses(losses, torch.tensor([0.2]), global_step=300)
+    assert stop.value.code == 1
+    assert capsys.readouterr().err.endswith("error: non-finite actor_loss in the update at step 300; the run stops "
+                                            "(the last checkpoint, if any, is from before it)\n")  # fmt: skip
+
+
+def test_a_checkpoint_holds_only_the_filled_part_of_the_buffer(any_script):
+    """filled_part(t, n): t[:n] with only its own n rows written by torch.save, and no copy made."""
+    buffer = torch.arange(1000 * 6, dtype=torch.float32).view(1000, 6)
+    for t in [buffer, buffer.view(2, 500, 6)[1]]:  # a whole buffer and one sub-env's ring in a larger one
+        part = importlib.import_module(any_script).filled_part(t, 10)
+        assert torch.equal(part, t[:10]) and part.data_ptr() == t.data_ptr()
+        written = io.BytesIO()
+        torch.save(part, written)
+        assert 10 * 6 * 4 <= len(written.getvalue()) < 10 * 6 * 4 + 2000  # 24 kB for the whole buffer
 
 
 def test_restored_environments_continue_their_episodes_exactly(each_sac):
