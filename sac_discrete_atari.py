@@ -28,6 +28,7 @@ import shutil
 import signal
 import sys
 import time
+import zlib
 from collections import deque
 from dataclasses import asdict, dataclass
 from typing import NamedTuple
@@ -878,6 +879,7 @@ def save_checkpoint(args, run_name, run_dir, iteration, saved, log_alpha, rb, en
                       for name in BUFFER_FIELDS}},
         "log": log.state(), "rng": rng_state(), "envs": [env_state(env) for env in envs.envs],
     }  # fmt: skip
+    state["checksum"] = checksum(state)
     path = os.path.join(run_dir, "checkpoint.pt")
     try:
         with open(f"{path}.tmp", "wb") as f:
@@ -905,6 +907,18 @@ def filled_part(t: torch.Tensor, n: int) -> torch.Tensor:
     return torch.empty(0, dtype=t.dtype, device=t.device).set_(memory, 0, (n, *t.shape[1:]))
 
 
+def checksum(state: dict) -> int:
+    """CRC-32 of all a checkpoint holds, tensors and other values: torch.load does not check the data it reads, so
+    a corrupted file would load without a word."""
+    crc = 0
+    for leaf in torch.utils._pytree.tree_leaves(state):
+        if isinstance(leaf, torch.Tensor):
+            crc = zlib.crc32(leaf.detach().cpu().reshape(-1).view(torch.uint8).numpy(), crc)
+        else:
+            crc = zlib.crc32(repr(leaf).encode(), crc)
+    return crc
+
+
 def load_checkpoint(args: Args) -> tuple[Args, dict]:
     """--resume PATH: the checkpoint, and the run's own args. A flag given now must be the run's own, except those
     in RESUMABLE (how long, how often to evaluate or checkpoint, where to run), which may change."""
@@ -917,6 +931,8 @@ def load_checkpoint(args: Args) -> tuple[Args, dict]:
     if script != "sac_discrete_atari" or "iteration" not in checkpoint:
         fail(f"--resume {path}: not a checkpoint of sac_discrete_atari.py"
              + (f" (it is {script}.py's)" if script else ""))  # fmt: skip
+    if checkpoint.pop("checksum", None) != checksum(checkpoint):
+        fail(f"--resume {path}: the file is corrupted (its contents do not match the checksum written with them)")
     defaults, resumed = asdict(Args()), dict(checkpoint["args"])
     for name, value in asdict(args).items():
         if name in RESUMABLE and value != defaults[name]:

@@ -150,12 +150,18 @@ def test_bad_checkpoints_are_refused_with_one_line(tmp_path, any_script):
     run_ok("--env-id", ENV[script], "--total-timesteps", "400", "--learning-starts", "300", "--batch-size", "64",
            "--eval-episodes", "1", "--checkpoint-frequency", "200", cwd=tmp_path, script=script)  # fmt: skip
     good = run_dir(tmp_path) / "checkpoint.pt"
-    truncated, other = tmp_path / "truncated.pt", tmp_path / "other.pt"
-    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    truncated, corrupted, other = tmp_path / "truncated.pt", tmp_path / "corrupted.pt", tmp_path / "other.pt"
+    data = good.read_bytes()
+    truncated.write_bytes(data[: len(data) // 2])
+    actor = torch.load(good, weights_only=True)["actor"].values()
+    weights = max((t for t in actor if t.is_contiguous()), key=torch.numel).numpy().tobytes()
+    at = data.index(weights[:64]) + 10  # a byte inside the actor's largest weights: the file still loads
+    corrupted.write_bytes(data[:at] + bytes([data[at] ^ 0xFF]) + data[at + 1 :])
     other_script = next(name for name in ENV if name != script)
     torch.save({"script": other_script, "iteration": 3}, other)
     cases = [
         ([str(truncated)], f"--resume {truncated}: cannot load it"),
+        ([str(corrupted)], f"--resume {corrupted}: the file is corrupted (its contents do not match the checksum"),
         ([str(other)], f"--resume {other}: not a checkpoint of {script}.py (it is {other_script}.py's)"),
         ([str(good), "--batch-size", "128"], "--batch-size 128 differs from the run's 64; a resumed run keeps its"),
         ([str(tmp_path / "missing")], "cannot load it"),
