@@ -1,11 +1,13 @@
 """The memory of sac_discrete_atari.py's replay buffer: bytes per transition, and the peak memory of a process that
 holds the script's networks, optimizer and environments and a buffer of --buffer-size transitions, filled.
 
-    python benchmark/buffer_memory.py --buffer-size 1000000
+    python benchmark/buffer_memory.py --buffer-size 1000000 [--checkpoint-dir DIR]
 
 The buffer is filled with a real Breakout rollout through its own add() for --real-steps steps; the rest of it is then
 written slot by slot in large blocks (every byte touched, as a full buffer would be), and the process's peak
-resident memory (ru_maxrss) is read before and after.
+resident memory (ru_maxrss) is read before and after. With --checkpoint-dir, the script's own save_checkpoint then
+writes the full buffer, networks and optimizer there, and load_checkpoint and restore_checkpoint read it back into the
+same buffer: each is timed, with the peak memory after each (a checkpoint should cost no second buffer's memory).
 """
 
 import argparse
@@ -32,11 +34,19 @@ def resident_gb() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e9
 
 
+def anonymous_gb() -> float:
+    """The process's own memory now, less the files it maps (a checkpoint read through a memory map is the kernel's
+    page cache: it counts as resident, but the kernel can drop it at any time)."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("RssAnon:")) * 1024 / 1e9
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--buffer-size", type=int, default=1_000_000)
     parser.add_argument("--real-steps", type=int, default=5_000)
     parser.add_argument("--env-id", default="BreakoutNoFrameskip-v4")
+    parser.add_argument("--checkpoint-dir", help="also time writing and reading a checkpoint of the full buffer here")
     args = parser.parse_args()
     atari = importlib.import_module("sac_discrete_atari")
     atari.check_memory(args.buffer_size)
@@ -77,6 +87,30 @@ def main() -> None:
     print(
         f"(storing obs and next_obs as stacks of 4, CleanRL's layout, would need {stacks / 1e9:.1f} GB for the frames)"
     )
+    if args.checkpoint_dir:
+        saved = {"actor": actor, "qf1": critics[0], "qf2": critics[1], "qf1_target": critics[2],
+                 "qf2_target": critics[3], "optimizer": optimizer}  # fmt: skip
+        time_checkpoint(atari, args, saved, rb, envs, obs)
+
+
+def time_checkpoint(atari, args, saved, rb, envs, obs) -> None:
+    from torch.utils.tensorboard import SummaryWriter
+
+    run_args = atari.Args(env_id=args.env_id, buffer_size=args.buffer_size, checkpoint_frequency=1)
+    log, log_alpha = atari.RunLog(SummaryWriter(args.checkpoint_dir), 1), torch.zeros(1)
+    start = time.time()
+    atari.save_checkpoint(run_args, "buffer_memory", args.checkpoint_dir, 1, saved, log_alpha, rb, envs, log,
+                          (obs, log_alpha.exp(), {}, None))  # fmt: skip
+    size = os.path.getsize(os.path.join(args.checkpoint_dir, "checkpoint.pt"))
+    print(f"checkpoint of the full buffer: {size / 1e9:.2f} GB written and synced in {time.time() - start:.1f} s; "
+          f"peak resident memory now {peak_gb():.2f} GB")  # fmt: skip
+    start, before = time.time(), anonymous_gb()
+    _, checkpoint = atari.load_checkpoint(atari.Args(resume=args.checkpoint_dir))
+    loaded = time.time()
+    atari.restore_checkpoint(checkpoint, saved, log_alpha, rb, envs, log, torch.device("cpu"))
+    restored = time.time()
+    print(f"resume: loaded and checked in {loaded - start:.1f} s, restored into the buffer in {restored - loaded:.1f} "
+          f"s; the process's own (anonymous) memory {before:.2f} GB before, {anonymous_gb():.2f} GB after")  # fmt: skip
 
 
 if __name__ == "__main__":

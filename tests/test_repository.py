@@ -32,10 +32,17 @@ def test_speed_benchmark_times_a_real_run_and_prints_its_table(tmp_path):
 
 def test_buffer_memory_benchmark_fills_a_buffer_and_reports_its_size(tmp_path):
     command = [sys.executable, str(ROOT / "benchmark" / "buffer_memory.py"), "--buffer-size", "20000",
-               "--real-steps", "300"]  # fmt: skip
+               "--real-steps", "300", "--checkpoint-dir", str(tmp_path / "checkpoint")]  # fmt: skip
     result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "buffer of 20,000 transitions: 7,067 bytes per transition, 0.14 GB" in result.stdout
     full = float(re.search(r"with the buffer full: resident ([\d.]+) GB", result.stdout).group(1))
     before = float(re.search(r"before the buffer is written: resident ([\d.]+) GB", result.stdout).group(1))
     assert full >= before + 0.13  # every byte of the buffer was touched
+    # The checkpoint holds the whole buffer (0.14 GB) and the networks (0.03 GB); neither writing it nor reading it
+    # back into the buffer took a second buffer's worth of memory.
+    size, peak_saved = map(float, re.search(r"buffer: ([\d.]+) GB written .* now ([\d.]+) GB", result.stdout).groups())
+    peak_full = float(re.search(r"peak resident memory of the process ([\d.]+) GB", result.stdout).group(1))
+    own = re.search(r"resume: .* memory ([\d.]+) GB before, ([\d.]+) GB after", result.stdout).groups()
+    assert 0.16 < size < 0.2 and peak_saved - peak_full < 0.07, result.stdout
+    assert float(own[1]) - float(own[0]) < 0.07, result.stdout
