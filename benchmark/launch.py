@@ -193,7 +193,10 @@ def main(argv: list[str]) -> int:
     out.mkdir(parents=True, exist_ok=True)
     print(f"sweep of {len(runs)} runs of {args.script}, {workers} at a time, in {out} (logs in {out / 'logs'})")
     run_all(runs, workers, out)
-    return summary(runs)
+    code = summary(runs)
+    print(f"report: python {shlex.quote(str(ROOT / 'benchmark' / 'report.py'))} {shlex.quote(str(out))} "
+          f"--out {shlex.quote(str(out / 'report'))}")  # fmt: skip
+    return code
 
 
 if __name__ == "__main__":

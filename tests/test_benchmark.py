@@ -1,12 +1,15 @@
 """The benchmark sweeps through benchmark/launch.py, with real runs: overrides from the environment, the commands,
 a run that fails among runs that succeed."""
 
+import csv
 import os
 import signal
 import subprocess
 import sys
 import time
 
+import matplotlib.image
+import numpy as np
 import pytest
 from conftest import ROOT, read_scalars
 
@@ -63,19 +66,78 @@ def test_a_sweep_runs_every_run_to_its_log_and_names_the_failed_ones(pendulum_sw
 
 
 def test_logs_are_written_while_runs_go_and_a_stopped_sweep_stops_its_runs(tmp_path):
-    env = {**os.environ, "ENVS": "Pendulum-v1", "SEEDS": "1 2 3", "WORKERS": "2", "EXTRA_ARGS": "--learning-starts 500"}
+    env = {**os.environ, "ENVS": "Pendulum-v1", "SEEDS": "1 2 3", "STEPS": "20000", "WORKERS": "2",
+           "EXTRA_ARGS": "--learning-starts 500"}  # fmt: skip
     launcher = subprocess.Popen([sys.executable, str(ROOT / "benchmark" / "launch.py"), "sac_continuous_action.py",
                                  "--envs", "Hopper-v5", "--out", str(tmp_path)], env=env, stdout=subprocess.PIPE,
                                 text=True)  # fmt: skip
     log = tmp_path / "logs" / "Pendulum-v1__1.log"
     deadline = time.time() + 120
-    while not (log.exists() and "run Pendulum-v1__sac_continuous_action__1__" in log.read_text()):
+    # The first progress line (at step 1,000 of 20,000) is in the log while the run goes: it is training, past the
+    # point where it installs its signal handlers.
+    while not (log.exists() and " steps/s " in log.read_text()):
         assert time.time() < deadline and launcher.poll() is None
         time.sleep(0.1)
-    time.sleep(2)  # the run is under way: its first lines are in the log already
     launcher.send_signal(signal.SIGTERM)
     out, _ = launcher.communicate(timeout=120)
     assert launcher.returncode == 1  # the third run never started
     assert "2 of 3 runs succeeded, 1 did not:\n  Pendulum-v1__3: not started (the sweep was stopped)" in out
     for seed in [1, 2]:
         assert "stopped by SIGTERM at step" in (tmp_path / "logs" / f"Pendulum-v1__{seed}.log").read_text()
+
+
+def report(*args):
+    command = [sys.executable, str(ROOT / "benchmark" / "report.py"), *map(str, args)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300)
+
+
+def test_the_report_of_a_sweep_holds_what_its_tensorboard_files_hold(pendulum_sweep, tmp_path):
+    out, sweep_result = pendulum_sweep
+    assert f"report: python {ROOT / 'benchmark' / 'report.py'} {out} --out {out / 'report'}" in sweep_result.stdout
+    references = tmp_path / "references.csv"
+    references.write_text("env_id,steps,mean,std,kind,approximate,source,url\n"
+                          "Pendulum-v0,1500,-150,10,eval,,A source,https://example.org/a\n"  # another version: shown
+                          "Pendulum-v1,3000,-140,,eval,yes,Another source,https://example.org/b\n")  # fmt: skip
+    result = report(out, "--out", tmp_path / "report", "--references", references)
+    assert result.returncode == 0, result.stderr
+    assert "2 runs, 1 environment x script groups" in result.stdout  # the failed runs left no TensorBoard file
+    results = (tmp_path / "report" / "results.md").read_text()
+    [row] = [line for line in results.splitlines() if line.startswith("| Pendulum-v1 | sac_continuous_action |")]
+    cells = [cell.strip() for cell in row.split("|")[3:-1]]
+    scalars = [read_scalars(run) for run in sorted((out / "runs").iterdir())]
+    train = [np.mean([value for _, value in s["charts/episodic_return"][-10:]]) for s in scalars]
+    evals = [s["eval/episodic_return"][-1][1] for s in scalars]
+    sps = []  # each SPS value covers the steps since the previous one: total steps over total seconds
+    for s in scalars:
+        (first, _), *rest = s["charts/SPS"]
+        seconds = sum((step - before) / rate for (before, _), (step, rate) in zip(s["charts/SPS"], rest, strict=False))
+        sps.append((rest[-1][0] - first) / seconds)
+    assert cells == ["2 (1, 2)", "1,500", f"{np.mean(train):.1f} ± {np.std(train):.1f}",
+                     f"{np.mean(evals):.1f} ± {np.std(evals):.1f}", f"{np.mean(sps):.0f}",
+                     "-150.0 ± 10.0 (eval, Pendulum-v0) [1]"]  # fmt: skip
+    assert results.endswith("Sources:\n\n1. A source <https://example.org/a>\n")
+    for name in ["learning_curves.png", "Pendulum-v1.png"]:  # one environment: one 500 x 360 panel in both
+        path = tmp_path / "report" / name
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        image = matplotlib.image.imread(path)  # decodes the whole file: a truncated or corrupt PNG raises
+        assert image.shape == (360, 500, 4)
+        assert len(np.unique(image.reshape(-1, 4), axis=0)) > 50  # drawn on: curves, band, text
+
+
+def test_the_report_refuses_what_it_cannot_read_in_one_line(tmp_path):
+    for runs_dir, message in [(tmp_path / "missing", f"error: RUNS_DIR '{tmp_path / 'missing'}' is not a directory"),
+                              (tmp_path, f"error: no TensorBoard event files under {tmp_path}")]:  # fmt: skip
+        result = report(runs_dir, "--out", tmp_path / "report")
+        assert (result.returncode, result.stderr) == (2, message + "\n")
+    assert not (tmp_path / "report").exists()
+
+
+def test_every_published_reference_has_its_number_steps_and_source():
+    with open(ROOT / "benchmark" / "references.csv", newline="") as f:
+        rows = list(csv.DictReader(line for line in f if not line.startswith("#")))
+    assert len(rows) >= 10
+    for row in rows:
+        assert int(row["steps"]) > 0 and float(row["mean"]) == float(row["mean"])
+        assert row["std"] == "" or float(row["std"]) >= 0
+        assert row["kind"] in {"training", "eval", "score"} and row["approximate"] in {"", "yes"}
+        assert row["source"] and row["url"].startswith("https://")
