@@ -17,6 +17,7 @@ every failed run with its exit code, its log and the log's last line, and the ex
 import argparse
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -56,28 +57,51 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--steps", type=int, help="--total-timesteps of every run (default: the script's own)")
     parser.add_argument("--workers", type=int, help="runs at once (default: one per core)")
     parser.add_argument("--out", type=Path, help="the sweep directory (default: sweeps/{script}-{date}-{time})")
-    parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
+    parser.add_argument("--dry-run", action="store_true", help="print the commands (the sbatch script), run nothing")
+    slurm = parser.add_argument_group("Slurm", "--slurm: one array job, one task per run, submitted with sbatch")
+    slurm.add_argument("--slurm", action="store_true", help="submit the sweep to Slurm instead of running it here")
+    slurm.add_argument("--partition", help="#SBATCH --partition (default: the cluster's)")
+    slurm.add_argument("--time", default="1-00:00:00", help="#SBATCH --time of each task (default: %(default)s)")
+    slurm.add_argument("--cpus", type=int, default=2, help="#SBATCH --cpus-per-task, and --threads (default: 2)")
+    slurm.add_argument("--gpus", type=int, default=0, help="#SBATCH --gres=gpu:N per task (default: 0)")
+    slurm.add_argument("--mem", help="#SBATCH --mem per task, e.g. 16G (default: the cluster's)")
+    slurm.add_argument("--signal-before", type=int, default=300, metavar="SECONDS",
+                       help="SIGTERM this long before the time limit: the run checkpoints and the task is requeued "
+                            "(default: 300)")  # fmt: skip
+    slurm.add_argument(
+        "--checkpoint-frequency",
+        type=int,
+        default=100_000,
+        metavar="STEPS",
+        help="the runs' --checkpoint-frequency, unless the script flags set it (default: 100000)",
+    )
     for variable, flag in OVERRIDES.items():
         if os.environ.get(variable, "").strip():
             own += [f"--{flag}", *os.environ[variable].split()]  # given last, it wins over the same flag before it
     args = parser.parse_args(own)
     if args.workers is not None and args.workers <= 0:
         parser.error(f"--workers must be positive, got {args.workers}")
-    if args.steps is not None and args.steps <= 0:
-        parser.error(f"--steps must be positive, got {args.steps}")
+    for flag in ["steps", "cpus", "signal_before", "checkpoint_frequency"]:
+        if getattr(args, flag) is not None and getattr(args, flag) <= 0:
+            parser.error(f"--{flag.replace('_', '-')} must be positive, got {getattr(args, flag)}")
+    if args.gpus < 0:
+        parser.error(f"--gpus must be 0 or more, got {args.gpus}")
     if args.out is None:
         args.out = Path("sweeps") / f"{Path(args.script).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
     return args, extra + shlex.split(os.environ.get("EXTRA_ARGS", ""))
 
 
 def plan(args: argparse.Namespace, extra: list[str]) -> tuple[list[Run], int]:
-    """Every run's command and log, and the number of workers. Threads per run: the cores shared among the
-    workers (at least 1), unless the script's flags set --threads themselves."""
+    """Every run's command and log, and the number of workers. Threads per run, unless the script's flags set
+    --threads themselves: here the cores shared among the workers (at least 1), on Slurm the task's --cpus."""
     runs = [(env_id, seed) for env_id in args.envs for seed in args.seeds]
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     workers = min(args.workers or cores, len(runs))
-    threads = [] if "--threads" in extra else ["--threads", str(max(1, cores // workers))]
+    per_run = args.cpus if args.slurm else max(1, cores // workers)
+    threads = [] if "--threads" in extra else ["--threads", str(per_run)]
     steps = [] if args.steps is None else ["--total-timesteps", str(args.steps)]
+    if args.slurm and "--checkpoint-frequency" not in extra:  # a requeued task resumes from its checkpoint
+        extra = [*extra, "--checkpoint-frequency", str(args.checkpoint_frequency)]
     logs = args.out.resolve() / "logs"
     return [
         Run(
@@ -115,9 +139,9 @@ def finish(run: Run, returncode: int) -> None:
     run.log_file.close()
 
 
-def last_line(path: Path) -> str:
-    lines = [line.strip() for line in path.read_text(errors="replace").splitlines() if line.strip()]
-    return lines[-1][-200:] if lines else "(empty log)"
+def last_line_of(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1][-200:] if lines else "(empty)"
 
 
 class ProgressLine:
@@ -156,13 +180,13 @@ def run_all(runs: list[Run], workers: int, out: Path) -> None:
             for run in going:
                 run.process.send_signal(signal.SIGTERM)
             waiting, stopping = [], []
-        while waiting and len(going) < workers:
-            going.append(waiting.pop(0))
-            start(going[-1], out)
         for run in list(going):
             if (code := run.process.poll()) is not None:
                 finish(run, code)
                 going.remove(run)
+        while waiting and len(going) < workers:  # after the ends, so one progress line shows both
+            going.append(waiting.pop(0))
+            start(going[-1], out)
         progress.show(runs)
         time.sleep(0.2)
     progress.close()
@@ -178,14 +202,99 @@ def summary(runs: list[Run]) -> int:
             print(f"  {run.name}: not started (the sweep was stopped)")
         else:
             print(f"  {run.name}: exit {run.returncode} after {run.seconds:.0f} s; log {run.log}\n"
-                  f"      {last_line(run.log)}")  # fmt: skip
+                  f"      {last_line_of(run.log.read_text(errors='replace'))}")  # fmt: skip
     return 1 if failed else 0
+
+
+# What every task runs after the `case` that gave it its log, its command and where its run's checkpoint would be.
+TASK = """
+cd "$SWEEP"
+# A requeued task (stopped before its time limit, or pre-empted) continues its run from the run's last checkpoint.
+checkpoint=$(ls -t $checkpoints 2>/dev/null | head -n 1)
+if [ -n "$checkpoint" ]; then command+=(--resume "$checkpoint"); fi
+start=$((${SLURM_RESTART_COUNT:-0} + 1))
+echo "slurm job $SLURM_JOB_ID on $(hostname), start $start${checkpoint:+, resuming from $checkpoint}" >> "$log"
+# Slurm sends TERM to this shell alone (B:TERM) before the time limit: the shell passes it on to the run, which ends
+# its step, writes its checkpoint and exits 0; then the shell puts the task back in the queue. A pre-empted task gets
+# TERM from Slurm itself and Slurm requeues it (--requeue).
+stopping=
+trap 'stopping=1; kill -TERM "$pid" 2>/dev/null' TERM
+PYTHONUNBUFFERED=1 "${command[@]}" >> "$log" 2>&1 < /dev/null &
+pid=$!
+wait "$pid"; code=$?
+while kill -0 "$pid" 2>/dev/null; do wait "$pid"; code=$?; done  # a trapped signal ends a wait early: wait again
+if [ -n "$stopping" ]; then
+    echo "slurm job $SLURM_JOB_ID stopped before its time limit (exit $code): requeued" >> "$log"
+    scontrol requeue "$SLURM_JOB_ID"
+fi
+exit "$code"
+"""
+
+
+def sbatch_script(args: argparse.Namespace, runs: list[Run]) -> str:
+    """One array job, task i = runs[i]: the #SBATCH options, each task's log, checkpoint pattern and command, then
+    TASK."""
+    out = args.out.resolve()
+    options = [f"--job-name={Path(args.script).stem}",
+               f"--array=0-{len(runs) - 1}" + (f"%{args.workers}" if args.workers else ""),  # %N: N tasks at once
+               f"--output={out / 'logs' / 'slurm-%A_%a.out'}", "--open-mode=append", "--requeue",
+               f"--signal=B:TERM@{args.signal_before}", f"--time={args.time}",
+               f"--cpus-per-task={args.cpus}"]  # fmt: skip
+    options += [f"--partition={args.partition}"] if args.partition else []
+    options += [f"--gres=gpu:{args.gpus}"] if args.gpus else []
+    options += [f"--mem={args.mem}"] if args.mem else []
+    tasks = []
+    for i, run in enumerate(runs):
+        checkpoints = f"runs/{run.env_id.replace('/', '-')}__*__{run.seed}__*/checkpoint.pt"
+        tasks.append(f"    {i}) log={shlex.quote(str(run.log))} checkpoints={shlex.quote(checkpoints)}\n"
+                     f"       command=({shlex.join(run.command)}) ;;")  # fmt: skip
+    return "\n".join([
+        "#!/bin/bash",
+        f"# {args.script} over {len(runs)} runs, one array task each; written by benchmark/launch.py --slurm.",
+        f"# Submit it again with: sbatch {shlex.quote(str(out / 'sweep.sbatch'))}",
+        *(f"#SBATCH {option}" for option in options),
+        f"SWEEP={shlex.quote(str(out))}",
+        'case "$SLURM_ARRAY_TASK_ID" in',
+        *tasks,
+        "esac",
+    ]) + "\n" + TASK  # fmt: skip
+
+
+def submit(args: argparse.Namespace, runs: list[Run]) -> int:
+    """Write {out}/sweep.sbatch and submit it; the runs' logs go where the local launcher puts them."""
+    if shutil.which("sbatch") is None:
+        print("error: --slurm: sbatch is not on PATH (run the launcher where Slurm's commands are, or add --dry-run "
+              "to see the script)", file=sys.stderr)  # fmt: skip
+        return 2
+    out = args.out.resolve()
+    (out / "logs").mkdir(parents=True, exist_ok=True)  # Slurm does not create the directory of --output
+    path = out / "sweep.sbatch"
+    path.write_text(sbatch_script(args, runs))
+    result = subprocess.run(["sbatch", "--parsable", str(path)], capture_output=True, text=True)
+    if result.returncode != 0:
+        print(f"error: sbatch {path}: {last_line_of(result.stderr)}", file=sys.stderr)
+        return 1
+    job = result.stdout.strip().split(";")[0]
+    print(f"submitted array job {job}: {len(runs)} tasks of {args.script}, script {path}, logs in {out / 'logs'}; "
+          f"watch with: squeue -j {job}")  # fmt: skip
+    report_hint(out)
+    return 0
+
+
+def report_hint(out: Path) -> None:
+    report = ROOT / "benchmark" / "report.py"
+    print(f"report: python {shlex.quote(str(report))} {shlex.quote(str(out))} --out {shlex.quote(str(out / 'report'))}")
 
 
 def main(argv: list[str]) -> int:
     args, extra = parse_args(argv)
     runs, workers = plan(args, extra)
     out = args.out.resolve()
+    if args.slurm:
+        if args.dry_run:
+            print(sbatch_script(args, runs), end="")
+            return 0
+        return submit(args, runs)
     if args.dry_run:
         for run in runs:
             print(f"cd {shlex.quote(str(out))} && {shlex.join(run.command)} > {shlex.quote(str(run.log))} 2>&1")
@@ -194,8 +303,7 @@ def main(argv: list[str]) -> int:
     print(f"sweep of {len(runs)} runs of {args.script}, {workers} at a time, in {out} (logs in {out / 'logs'})")
     run_all(runs, workers, out)
     code = summary(runs)
-    print(f"report: python {shlex.quote(str(ROOT / 'benchmark' / 'report.py'))} {shlex.quote(str(out))} "
-          f"--out {shlex.quote(str(out / 'report'))}")  # fmt: skip
+    report_hint(out)
     return code
 
 
