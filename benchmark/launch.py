@@ -1,7 +1,8 @@
-"""Run a sweep: one training script over environments x seeds, on this machine with a pool of workers.
+"""Run a sweep: one training script over environments x seeds, on this machine with a pool of workers, or on a
+Slurm cluster as one array job.
 
     python benchmark/launch.py sac_continuous_action.py --envs Hopper-v5 Walker2d-v5 --seeds 1 2 3 \\
-        --steps 1000000 [--workers N] [--out DIR] [--dry-run] [-- FLAGS FOR THE SCRIPT]
+        --steps 1000000 [--workers N] [--out DIR] [--dry-run] [--slurm [SLURM OPTIONS]] [-- FLAGS FOR THE SCRIPT]
 
 The benchmark/*.sh sweeps call this with the published settings. In the environment, ENVS, SEEDS, STEPS and WORKERS
 (space-separated lists, numbers) replace --envs, --seeds, --steps and --workers, and EXTRA_ARGS adds flags for the
@@ -12,6 +13,12 @@ runs/ there, and its console output is streamed, line by line as it is printed, 
 default as many runs go at once as there are cores, with torch's threads per run set so that together they use each
 core once. One progress line tells how many runs are done, running, waiting and failed; at the end a summary names
 every failed run with its exit code, its log and the log's last line, and the exit code is 1 if any run failed.
+
+--slurm writes {out}/sweep.sbatch, one array task per run (with --partition, --time, --cpus, --gpus, --mem; --workers
+caps the tasks running at once), and submits it with sbatch. The runs write a checkpoint every --checkpoint-frequency
+steps; --signal-before seconds before a task's time limit Slurm sends it TERM, the run checkpoints and the task puts
+itself back in the queue; a requeued task (this way, or pre-empted) resumes its run from the checkpoint. The runs'
+logs are the same files as above, appended across a task's starts; Slurm's own messages go to logs/slurm-*.out.
 """
 
 import argparse

@@ -171,21 +171,23 @@ def smoothed(run: Run) -> tuple[np.ndarray, np.ndarray]:
 
 
 def draw_panel(ax, env_id: str, by_script: dict[str, list[Run]], colors: dict[str, str]) -> None:
+    from matplotlib.ticker import EngFormatter
+
     for script, runs in by_script.items():
         runs = [run for run in runs if len(run.train)]
         if runs:
-            grid = np.linspace(min(run.train[0, 0] for run in runs), max(run.train[-1, 0] for run in runs), 200)
+            grid = np.linspace(min(run.train[0, 0] for run in runs), max(run.steps for run in runs), 200)
             curves = []
             for run in runs:
                 steps, values = smoothed(run)
-                # A seed counts only inside the steps it covers: no flat extrapolation past its last episode.
-                inside = (grid >= steps[0]) & (grid <= steps[-1])
+                # A seed's curve runs from its first episode's end to its run's last step (its last 10 episodes'
+                # mean holds until another episode ends); a shorter run does not count past its end.
+                inside = (grid >= steps[0]) & (grid <= run.steps)
                 curves.append(np.where(inside, np.interp(grid, steps, values), np.nan))
             curves = np.array(curves)
             counted = ~np.isnan(curves).all(axis=0)
             mean, std = np.nanmean(curves[:, counted], axis=0), np.nanstd(curves[:, counted], axis=0)
-            label = f"{script}: training, mean ± std of {len(runs)} seed{'s' * (len(runs) > 1)}"
-            ax.plot(grid[counted], mean, color=colors[script], label=label)
+            ax.plot(grid[counted], mean, color=colors[script], label=f"{script}: training return, mean ± std of seeds")
             ax.fill_between(grid[counted], mean - std, mean + std, color=colors[script], alpha=0.2, linewidth=0)
         evals = {}
         for run in by_script[script]:
@@ -194,12 +196,18 @@ def draw_panel(ax, env_id: str, by_script: dict[str, list[Run]], colors: dict[st
         if evals:
             steps = sorted(evals)
             ax.plot(steps, [np.mean(evals[s]) for s in steps], "--o", color=colors[script], markersize=3,
-                    label=f"{script}: eval, mean of seeds")  # fmt: skip
-    ax.set_title(env_id)
+                    label=f"{script}: eval return, mean of seeds")  # fmt: skip
+    seeds = {script: len(runs) for script, runs in by_script.items()}
+    counts = (
+        f"{next(iter(seeds.values()))}"
+        if len(set(seeds.values())) == 1
+        else ", ".join(f"{script} {n}" for script, n in seeds.items())
+    )
+    ax.set_title(f"{env_id} (seeds: {counts})")
     ax.set_xlabel("environment steps")
+    ax.xaxis.set_major_formatter(EngFormatter(sep=""))  # 20k, 1M: long step counts do not run into each other
     ax.set_ylabel("episodic return")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
 
 
 def plot(groups: dict[tuple[str, str], list[Run]], out: Path) -> list[Path]:
@@ -225,7 +233,16 @@ def plot(groups: dict[tuple[str, str], list[Run]], out: Path) -> list[Path]:
             draw_panel(ax, env_id, envs[env_id], colors)
         for ax in axes.flat[len(env_ids) :]:
             ax.set_visible(False)
-        fig.tight_layout()
+        # One legend for all the panels, below them, where it covers no curve: each script's color is the same in
+        # every panel. Its rows take their share of the figure's height, which stays that of the panels.
+        legend = {}
+        for ax in axes.flat:
+            handles, labels = ax.get_legend_handles_labels()
+            legend.update(zip(labels, handles, strict=True))
+        columns = 2 if cols > 1 else 1
+        legend_rows = math.ceil(len(legend) / columns)
+        fig.legend(legend.values(), legend.keys(), loc="lower center", ncol=columns, fontsize=8, frameon=False)
+        fig.tight_layout(rect=(0, (0.1 + 0.18 * legend_rows) / fig.get_figheight(), 1, 1))
         fig.savefig(out / name, dpi=DPI)  # no bbox_inches="tight": the image keeps the size of its panels
         plt.close(fig)
         written.append(out / name)
