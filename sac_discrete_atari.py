@@ -913,7 +913,8 @@ def checksum(state: dict) -> int:
     crc = 0
     for leaf in torch.utils._pytree.tree_leaves(state):
         if isinstance(leaf, torch.Tensor):
-            crc = zlib.crc32(leaf.detach().cpu().reshape(-1).view(torch.uint8).numpy(), crc)
+            if leaf.numel():  # an empty one holds no bytes (and may have stride 0, which view() refuses)
+                crc = zlib.crc32(leaf.detach().cpu().reshape(-1).view(torch.uint8).numpy(), crc)
         else:
             crc = zlib.crc32(repr(leaf).encode(), crc)
     return crc

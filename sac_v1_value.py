@@ -14,6 +14,7 @@ The policy always acts in [-1, 1]^|A|; each environment's action space is mapped
 environment boundary (gymnasium's RescaleAction), so the networks never see the env's own bounds.
 
 Run:  python sac_v1_value.py --env-id Hopper-v5 --seed 1      (all flags: --help)
+      python sac_v1_value.py --env-id dm_control/cartpole-swingup-v0   (DeepMind Control, through Shimmy)
 Logs: TensorBoard under runs/{env_id}__{exp_name}__{seed}__{time}/ (tensorboard --logdir runs):
       charts/ (episodic return and length of every finished episode, SPS), eval/ (deterministic policy),
       losses/ (value, critic and actor losses, V and Q values, alpha), written every 100 environment steps.
@@ -81,7 +82,9 @@ class Args:
 
     # Algorithm
     env_id: str = "Hopper-v5"
-    """gymnasium id of an environment with a bounded Box action space (MuJoCo v5, Pendulum-v1, ...)"""
+    """gymnasium id of an environment with a bounded Box action space: MuJoCo (Hopper-v5, ...), classic control
+    (Pendulum-v1, MountainCarContinuous-v0), DeepMind Control through Shimmy (dm_control/cartpole-swingup-v0, ...), or
+    any registered env with a vector (or dict-of-vectors) observation; "module:Id" imports module first"""
     total_timesteps: int = 1_000_000
     """total environment steps, counted over all sub-environments"""
     num_envs: int = 1
@@ -118,7 +121,12 @@ class Args:
 # ----------------------------------------------------------------------------------------------------
 def make_env(env_id: str, render: bool = False) -> gym.Env:
     env = gym.make(env_id, render_mode="rgb_array" if render else None)
-    one = np.ones(env.action_space.shape, dtype=np.float32)
+    if isinstance(env.observation_space, gym.spaces.Dict):
+        # DeepMind Control observes a dict of arrays: the networks get them as one vector, in the Dict space's key
+        # order, which is alphabetical (gymnasium sorts the keys Shimmy gives it): walker = height (1),
+        # orientations (14), velocity (9). A 1,000-step episode ends in a truncation, which bootstraps.
+        env = gym.wrappers.FlattenObservation(env)
+    one = np.ones(env.action_space.shape, dtype=env.action_space.dtype)  # float32 (MuJoCo) or float64 (DMC)
     return gym.wrappers.RescaleAction(env, -one, one)
 
 
@@ -488,6 +496,8 @@ def check_inputs(args: Args) -> tuple[int, int]:
         fail(f"--env-id {args.env_id}: the action space {act_space} is unbounded; SAC needs finite bounds")
     if not np.all(act_space.low < act_space.high):
         fail(f"--env-id {args.env_id}: the action space {act_space} has a dimension with low >= high")
+    if isinstance(obs_space, gym.spaces.Dict) and all(isinstance(s, gym.spaces.Box) for s in obs_space.values()):
+        obs_space = gym.spaces.flatten_space(obs_space)  # as make_env flattens it (DeepMind Control)
     if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1:
         fail(f"--env-id {args.env_id}: the observation space must be a 1-D Box (a vector), got {obs_space}")
     return obs_space.shape[0], act_space.shape[0]
@@ -497,6 +507,8 @@ def make_raw_env_or_fail(env_id: str) -> gym.Env:
     """gym.make, with an unknown id or a missing extra turned into a one-line error. As in gym.make, an id may name
     the module that registers it first: "my_package.envs:MyEnv-v0"."""
     module, _, name = env_id.rpartition(":")
+    if name.startswith("dm_control/"):
+        register_dm_control()
     try:
         if module:
             importlib.import_module(module)
@@ -512,6 +524,18 @@ def make_raw_env_or_fail(env_id: str) -> gym.Env:
         fail(f"--env-id {env_id}: {e}")
 
 
+def register_dm_control() -> None:
+    """Shimmy registers the dm_control/... ids. dm_control renders through EGL when there is no display (importing it
+    would otherwise warn that GLFW has none)."""
+    use_headless_rendering()
+    try:
+        import dm_control  # noqa: F401
+        import shimmy
+    except ImportError:
+        fail("the dm_control/... ids need Shimmy and dm_control: pip install 'shimmy[dm-control]'")
+    gym.register_envs(shimmy)
+
+
 def setup_run(args: Args, checkpoint: dict | None) -> tuple[torch.device, str, str, SummaryWriter]:
     """Seed everything, pick the device and threads, make sure the run directory can be written, open the
     TensorBoard writer (and W&B). A resumed run keeps its name and directory. Returns (device, run name, run
@@ -525,7 +549,7 @@ def setup_run(args: Args, checkpoint: dict | None) -> tuple[torch.device, str, s
     if checkpoint:
         run_name, run_dir = checkpoint["run_name"], os.path.dirname(checkpoint["path"])
     else:
-        run_name = f"{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
+        run_name = f"{args.env_id.replace('/', '-')}__{args.exp_name}__{args.seed}__{int(time.time())}"
         run_dir = f"runs/{run_name}"
     check_writable(run_dir)
     if args.capture_video:
@@ -806,7 +830,8 @@ def checksum(state: dict) -> int:
     crc = 0
     for leaf in torch.utils._pytree.tree_leaves(state):
         if isinstance(leaf, torch.Tensor):
-            crc = zlib.crc32(leaf.detach().cpu().reshape(-1).view(torch.uint8).numpy(), crc)
+            if leaf.numel():  # an empty one holds no bytes (and may have stride 0, which view() refuses)
+                crc = zlib.crc32(leaf.detach().cpu().reshape(-1).view(torch.uint8).numpy(), crc)
         else:
             crc = zlib.crc32(repr(leaf).encode(), crc)
     return crc
@@ -883,16 +908,22 @@ def set_rng_state(state: dict) -> None:
 
 def env_state(env: gym.Env) -> dict:
     """A sub-env's own state: its random generators, its time limit's step count and, where it can be read, the
-    simulation: MuJoCo's whole integration state (mj_getState), or a classic-control env's attributes."""
+    simulation: MuJoCo's whole integration state (mj_getState), with DeepMind Control's step count and the model
+    fields its tasks set per episode, or a classic-control env's attributes."""
     base, limit = env.unwrapped, time_limit_of(env)
-    state = {"np_random": base.np_random.bit_generator.state, "elapsed_steps": limit._elapsed_steps if limit else None,
+    state = {"elapsed_steps": limit._elapsed_steps if limit else None,
              "action_space": env.action_space.np_random.bit_generator.state}  # fmt: skip
+    if is_dm_control(env):  # Shimmy's np_random is dm_control's generator, a numpy RandomState
+        dm, physics = base._env, base._env.physics
+        keys, *rest = base.np_random.get_state()[1:]  # MT19937: 624 keys, position, gaussian flag and value
+        state["mujoco"] = mujoco_state(physics.model.ptr, physics.data.ptr)
+        state["dm_control"] = {"model": {f: torch.from_numpy(getattr(physics.model, f).copy()) for f in DM_MODEL},
+                               "step_count": dm._step_count, "reset_next_step": dm._reset_next_step,
+                               "random": [torch.from_numpy(keys.astype(np.int64)), *rest]}  # fmt: skip
+        return state
+    state["np_random"] = base.np_random.bit_generator.state
     if type(getattr(base, "data", None)).__module__.startswith("mujoco"):
-        import mujoco
-
-        values = np.empty(mujoco.mj_stateSize(base.model, mujoco.mjtState.mjSTATE_INTEGRATION))
-        mujoco.mj_getState(base.model, base.data, values, mujoco.mjtState.mjSTATE_INTEGRATION)
-        state["mujoco"] = torch.from_numpy(values)
+        state["mujoco"] = mujoco_state(base.model, base.data)
     elif type(base).__module__.startswith("gymnasium.envs.classic_control"):
         arrays = {name: torch.from_numpy(v.copy()) for name, v in vars(base).items() if isinstance(v, np.ndarray)}
         numbers = {name: v for name, v in vars(base).items() if type(v) in (bool, int, float)}  # not numpy scalars
@@ -903,20 +934,52 @@ def env_state(env: gym.Env) -> dict:
 def set_env_state(env: gym.Env, state: dict) -> bool:
     """Put a sub-env back in the state env_state read; False if its simulation could not be saved."""
     base, limit = env.unwrapped, time_limit_of(env)
-    if "mujoco" in state:
-        import mujoco
-
-        mujoco.mj_setState(base.model, base.data, state["mujoco"].numpy(), mujoco.mjtState.mjSTATE_INTEGRATION)
+    if "dm_control" in state:
+        dm, physics, saved = base._env, base._env.physics, state["dm_control"]
+        for field, value in saved["model"].items():
+            getattr(physics.model, field)[...] = value.numpy()
+        set_mujoco_state(physics.model.ptr, physics.data.ptr, state["mujoco"])
+        physics.forward()  # dm_control steps as mj_step2 then mj_step1: it needs what mj_step1 computed last step
+        dm._step_count, dm._reset_next_step = saved["step_count"], saved["reset_next_step"]
+        keys, *rest = saved["random"]
+        base.np_random.set_state(("MT19937", keys.numpy().astype(np.uint32), *rest))
+    elif "mujoco" in state:
+        set_mujoco_state(base.model, base.data, state["mujoco"])
     elif "attributes" in state:
         for name, value in state["attributes"].items():
             setattr(base, name, value.numpy() if isinstance(value, torch.Tensor) else value)
     else:
         return False
-    base.np_random.bit_generator.state = state["np_random"]
+    if "np_random" in state:
+        base.np_random.bit_generator.state = state["np_random"]
     env.action_space.np_random.bit_generator.state = state["action_space"]
     if limit:
         limit._elapsed_steps = state["elapsed_steps"]
     return True
+
+
+def is_dm_control(env: gym.Env) -> bool:
+    return type(env.unwrapped).__module__.startswith("shimmy.dm_control")
+
+
+# The model fields that dm_control's suite tasks set at each episode's start (targets' positions and sizes, colors,
+# damping, tendon wraps, lights): a resumed episode needs them as well as the simulation's state.
+DM_MODEL = ("geom_pos", "geom_size", "geom_rgba", "site_pos", "site_size", "site_rgba", "dof_damping", "wrap_prm",
+            "light_pos")  # fmt: skip
+
+
+def mujoco_state(model, data) -> torch.Tensor:
+    import mujoco
+
+    values = np.empty(mujoco.mj_stateSize(model, mujoco.mjtState.mjSTATE_INTEGRATION))
+    mujoco.mj_getState(model, data, values, mujoco.mjtState.mjSTATE_INTEGRATION)
+    return torch.from_numpy(values)
+
+
+def set_mujoco_state(model, data, values: torch.Tensor) -> None:
+    import mujoco
+
+    mujoco.mj_setState(model, data, values.numpy(), mujoco.mjtState.mjSTATE_INTEGRATION)
 
 
 def time_limit_of(env: gym.Env) -> gym.wrappers.TimeLimit | None:

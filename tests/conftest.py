@@ -77,6 +77,20 @@ def final_state(cwd: Path, script: str) -> tuple[dict, dict]:
     return saved, scalars
 
 
+def collect(sac, env_id, num_envs, steps):
+    """Drive the real vector env (SAME_STEP autoreset) through step_envs into a ReplayBuffer, as train() does."""
+    envs = sac.make_vector_env(sac.Args(env_id=env_id, num_envs=num_envs))
+    rb = sac.ReplayBuffer(1000, 2, 1, torch.device("cpu"))
+    obs, _ = envs.reset(seed=0)
+    for step in range(steps):
+        actions = np.full((num_envs, 1), [-1.0, 0.0, 1.0][step % 3], np.float32)
+        next_obs, rewards, terminations, truncations, real_next_obs = sac.step_envs(envs, actions)
+        rb.add(obs, actions, rewards, real_next_obs, terminations)
+        obs = next_obs
+    envs.close()
+    return tuple(t[: rb.size].numpy() for t in (rb.obs, rb.actions, rb.rewards, rb.next_obs, rb.terminations))
+
+
 class CounterEnv(gym.Env):
     """A tiny env whose observation is [t, episode number]: what a transition holds is visible. The reward is
     the action the env receives (its bounds are [-2, 3]); it terminates at t == terminate_at, if set."""

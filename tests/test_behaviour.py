@@ -7,24 +7,10 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from conftest import CONTINUOUS, CounterEnv, run_script
+from conftest import CONTINUOUS, CounterEnv, collect, run_script
 
 gym.register("tests/CounterTerminating-v0", entry_point=CounterEnv, kwargs={"terminate_at": 3},
              max_episode_steps=5)  # fmt: skip
-
-
-def collect(sac, env_id, num_envs, steps):
-    """Drive the real vector env (SAME_STEP autoreset) through step_envs into a ReplayBuffer, as train() does."""
-    envs = sac.make_vector_env(sac.Args(env_id=env_id, num_envs=num_envs))
-    rb = sac.ReplayBuffer(1000, 2, 1, torch.device("cpu"))
-    obs, _ = envs.reset(seed=0)
-    for step in range(steps):
-        actions = np.full((num_envs, 1), [-1.0, 0.0, 1.0][step % 3], np.float32)
-        next_obs, rewards, terminations, truncations, real_next_obs = sac.step_envs(envs, actions)
-        rb.add(obs, actions, rewards, real_next_obs, terminations)
-        obs = next_obs
-    envs.close()
-    return tuple(t[: rb.size].numpy() for t in (rb.obs, rb.actions, rb.rewards, rb.next_obs, rb.terminations))
 
 
 def test_time_limit_is_stored_as_a_bootstrapped_transition_with_the_real_last_observation(each_sac):
@@ -112,9 +98,11 @@ class UnboundedActionEnv(CounterEnv):
 
 
 class DictObsEnv(CounterEnv):
+    """A dict observation with a part that is not a vector (a dict of vectors, DeepMind Control's, is flattened)."""
+
     def __init__(self, render_mode=None):
         super().__init__()
-        self.observation_space = gym.spaces.Dict({"t": gym.spaces.Box(0, 10, (1,))})
+        self.observation_space = gym.spaces.Dict({"t": gym.spaces.Box(0, 10, (1,)), "flag": gym.spaces.Discrete(2)})
 
 
 gym.register("tests/Unbounded-v0", entry_point=UnboundedActionEnv)

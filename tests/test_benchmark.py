@@ -13,14 +13,18 @@ import numpy as np
 import pytest
 from conftest import ROOT, read_scalars
 
+MUJOCO = [f"{name}-v5" for name in ["Hopper", "Walker2d", "HalfCheetah", "Ant", "Humanoid", "InvertedPendulum"]]
+DMC = [f"dm_control/{task}-v0" for task in ["cartpole-swingup", "reacher-hard", "cheetah-run", "walker-run",
+                                             "humanoid-walk"]]  # fmt: skip
+ATARI = [f"{game}NoFrameskip-v4" for game in ["Pong", "Breakout", "BeamRider"]]
 SWEEP = {"ENVS": "Pendulum-v1 NoSuchEnv-v0", "SEEDS": "1 2", "STEPS": "1500", "WORKERS": "2",
          "EXTRA_ARGS": "--learning-starts 1000 --batch-size 64 --eval-episodes 2"}  # fmt: skip
 
 
-def sweep(*args, cwd, **variables):
-    """benchmark/sac_continuous_action.sh with these arguments and environment variables."""
+def sweep(*args, cwd, sh="sac_continuous_action.sh", **variables):
+    """benchmark/{sh} with these arguments and environment variables."""
     env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}", **variables}
-    command = ["bash", str(ROOT / "benchmark" / "sac_continuous_action.sh"), *args]
+    command = ["bash", str(ROOT / "benchmark" / sh), *args]
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
 
 
@@ -42,10 +46,18 @@ def test_the_environment_overrides_the_sweeps_lists_and_extra_args_reach_the_scr
         assert (f"sac_continuous_action.py --env-id {env_id} --seed {seed} --total-timesteps 1500 --threads "
                 f"{max(1, len(os.sched_getaffinity(0)) // 2)} --learning-starts 1000 --batch-size 64 --eval-episodes "
                 f"2 > {tmp_path / 'here' / 'logs' / f'{env_id}__{seed}.log'} 2>&1") in line  # fmt: skip
-    # Without overrides: the published sweep, 6 environments x 3 seeds of 1,000,000 steps.
-    published = sweep("--dry-run", cwd=tmp_path).stdout.splitlines()
-    assert len(published) == 18 and all("--total-timesteps 1000000 " in line for line in published)
-    assert "--env-id Humanoid-v5 --seed 3" in published[-4]
+
+    # Without overrides: the published sweeps, environments x 3 seeds.
+    for sh, script, envs, steps in [
+        ("sac_continuous_action.sh", "sac_continuous_action.py", MUJOCO, 1_000_000),
+        ("sac_v1_value.sh", "sac_v1_value.py", MUJOCO, 1_000_000),
+        ("sac_discrete_atari.sh", "sac_discrete_atari.py", ATARI, 5_000_000),
+        ("sac_dmc.sh", "sac_continuous_action.py", DMC, 500_000),
+    ]:
+        published = sweep("--dry-run", cwd=tmp_path, sh=sh).stdout.splitlines()
+        assert len(published) == 3 * len(envs), sh
+        for line, (env, seed) in zip(published, [(env, seed) for env in envs for seed in [1, 2, 3]], strict=True):
+            assert f"{script} --env-id {env} --seed {seed} --total-timesteps {steps} --threads " in line
 
 
 def test_a_sweep_runs_every_run_to_its_log_and_names_the_failed_ones(pendulum_sweep):

@@ -76,7 +76,9 @@ def assert_same_run(alone, killed, networks):
     assert logs_killed == logs_alone and len(logs_alone["charts/episodic_return"]) >= 2
 
 
-@pytest.mark.parametrize("env_id, total, every", [("Pendulum-v1", 1500, 500), ("Hopper-v5", 1200, 400)])
+# DeepMind Control: killed mid-episode (its episodes are 1,000 steps), with the target the task placed in the model.
+@pytest.mark.parametrize("env_id, total, every", [("Pendulum-v1", 1500, 500), ("Hopper-v5", 1200, 400),
+                                                  ("dm_control/reacher-hard-v0", 2400, 800)])  # fmt: skip
 def test_a_run_killed_after_a_checkpoint_and_resumed_ends_exactly_as_one_left_alone(
     tmp_path, script, env_id, total, every
 ):
@@ -224,8 +226,10 @@ def test_a_checkpoint_holds_only_the_filled_part_of_the_buffer(any_script):
 
 
 def test_restored_environments_continue_their_episodes_exactly(each_sac):
-    """env_state / set_env_state on MuJoCo and classic control: a restored copy steps exactly as the original."""
-    for env_id in ["Hopper-v5", "Pendulum-v1"]:
+    """env_state / set_env_state on MuJoCo, classic control and DeepMind Control (whose reacher places its target in
+    the model at each reset): a restored copy steps exactly as the original."""
+    each_sac.register_dm_control()
+    for env_id in ["Hopper-v5", "Pendulum-v1", "dm_control/reacher-hard-v0"]:
         original, copy = each_sac.make_env(env_id), each_sac.make_env(env_id)
         original.reset(seed=0)
         copy.reset(seed=1)
@@ -237,5 +241,8 @@ def test_restored_environments_continue_their_episodes_exactly(each_sac):
             action = rng.uniform(-1, 1, original.action_space.shape).astype(np.float32)
             a, b = original.step(action), copy.step(action)
             assert np.array_equal(a[0], b[0]) and a[1:4] == b[1:4]
-        assert each_sac.time_limit_of(copy)._elapsed_steps == 50
+        if env_id.startswith("dm_control/"):  # no TimeLimit wrapper: dm_control counts its steps itself
+            assert copy.unwrapped._env._step_count == 50
+        else:
+            assert each_sac.time_limit_of(copy)._elapsed_steps == 50
         assert np.array_equal(original.unwrapped.np_random.random(3), copy.unwrapped.np_random.random(3))
