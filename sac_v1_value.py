@@ -921,7 +921,8 @@ def env_state(env: gym.Env) -> dict:
                                "step_count": dm._step_count, "reset_next_step": dm._reset_next_step,
                                "random": [torch.from_numpy(keys.astype(np.int64)), *rest]}  # fmt: skip
         return state
-    state["np_random"] = base.np_random.bit_generator.state
+    if isinstance(base.np_random, np.random.Generator):  # (dm_control's composer envs have a RandomState)
+        state["np_random"] = base.np_random.bit_generator.state
     if type(getattr(base, "data", None)).__module__.startswith("mujoco"):
         state["mujoco"] = mujoco_state(base.model, base.data)
     elif type(base).__module__.startswith("gymnasium.envs.classic_control"):
@@ -959,7 +960,10 @@ def set_env_state(env: gym.Env, state: dict) -> bool:
 
 
 def is_dm_control(env: gym.Env) -> bool:
-    return type(env.unwrapped).__module__.startswith("shimmy.dm_control")
+    """A DeepMind Control suite task through Shimmy. (The composer-based ones, dm_control's locomotion tasks, are not
+    covered: a resumed run starts them on a new episode.)"""
+    base = env.unwrapped
+    return type(getattr(base, "_env", None)).__module__ == "dm_control.rl.control"
 
 
 # The model fields that dm_control's suite tasks set at each episode's start (targets' positions and sizes, colors,

@@ -120,3 +120,14 @@ def test_a_dm_control_run_trains_evaluates_and_logs(tmp_path, script):
         assert [step for step, _ in scalars[tag]] == list(range(1100, 1501, 100)), tag  # learning from step 1,001
         assert all(np.isfinite(value) for _, value in scalars[tag])
     assert (path / f"{script}.pt").exists()
+
+
+def test_a_composer_task_is_not_restored_but_does_not_break_a_checkpoint(each_sac):
+    """dm_control's locomotion tasks are composer environments, whose state the scripts do not save: a resumed run
+    starts them on a new episode (set_env_state says False, and the script says so)."""
+    env = each_sac.make_env("dm_control/RodentRunGaps-v0")
+    env.reset(seed=0)
+    assert not each_sac.is_dm_control(env)
+    state = each_sac.env_state(env)
+    assert set(state) == {"elapsed_steps", "action_space"}
+    assert each_sac.set_env_state(env, state) is False
