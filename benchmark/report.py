@@ -46,7 +46,7 @@ class Run:
     @property
     def steps(self) -> int:
         """The last env step the run logged: its --total-timesteps if it finished."""
-        return int(max(a[-1, 0] for a in (self.train, self.evals, self.sps) if len(a)))
+        return int(max((a[-1, 0] for a in (self.train, self.evals, self.sps) if len(a)), default=0))
 
 
 def fail(message: str) -> None:
