@@ -57,7 +57,9 @@ class Args:
     cuda: bool = True
     """use CUDA when it is available (the CPU otherwise)"""
     threads: int = 2
-    """number of CPU threads torch uses for the networks"""
+    """number of CPU threads torch uses for the networks. Several runs on one machine: give each cores / runs
+    threads (--threads 1 for two runs on 2 cores); more threads than cores in all make every run crawl (README:
+    Several runs on one machine)"""
     compile: bool = False
     """torch.compile the update step (pays on CUDA)"""
     cudagraphs: bool = False
@@ -137,18 +139,19 @@ class AtariLives(gym.Wrapper):
         self.fire = meanings.index("FIRE") if "FIRE" in meanings else None
 
     def reset(self, **kwargs):
-        if self.game_over:
+        ended = None  # a game that ends inside this reset's own NOOP or FIRE step: its score goes out in the info
+        if self.game_over or kwargs.get("seed") is not None:  # a seed asks for a new game, whatever came before
             obs, info = self.env.reset(**kwargs)
         else:  # a life was lost: play on with a no-op step, which also moves past the frames of the loss
             obs, _, terminated, truncated, info = self.env.step(0)
             if terminated or truncated:
-                obs, info = self.env.reset(**kwargs)
+                ended, (obs, info) = info["episode"], self.env.reset(**kwargs)
         self.lives, self.game_over = self.env.unwrapped.ale.lives(), False
         if self.fire is not None:
             obs, _, terminated, truncated, info = self.env.step(self.fire)
             if terminated or truncated:
-                obs, info = self.env.reset(**kwargs)
-        return obs, info
+                ended, (obs, info) = info["episode"], self.env.reset(**kwargs)
+        return obs, info if ended is None else {**info, "episode": ended}
 
     def step(self, action):
         obs, reward, terminated, truncated, info = self.env.step(action)
@@ -196,11 +199,13 @@ def step_envs(envs: gym.vector.VectorEnv, actions: np.ndarray):
     ended, as a list of (sub-env, score, length)."""
     next_obs, rewards, terminations, truncations, infos = envs.step(actions)
     real_next_obs, games = next_obs.copy(), []
-    final = infos.get("final_info", {})
     for i in np.flatnonzero(infos.get("_final_obs", ())):
         real_next_obs[i] = infos["final_obs"][i]
-        if final.get("_episode", np.zeros(len(rewards), bool))[i]:  # the game itself ended, not just a life
-            games.append((i, float(final["episode"]["r"][i]), int(final["episode"]["l"][i])))
+        # A game ends in the step (not just a life: final_info), or inside the autoreset's NOOP or FIRE step after a
+        # lost life (the reset's info, which infos holds for the sub-envs that were reset).
+        for info in (infos["final_info"], infos):
+            if info.get("_episode", np.zeros(len(rewards), bool))[i]:
+                games.append((i, float(info["episode"]["r"][i]), int(info["episode"]["l"][i])))
     return next_obs, rewards, terminations, truncations, real_next_obs, games
 
 
@@ -438,10 +443,10 @@ def polyak_update(target: nn.Module, source: nn.Module, tau: float) -> None:
 # ----------------------------------------------------------------------------------------------------
 # Training: Algorithm 1 of arXiv 1910.07207 (DQN's schedule: an update every few steps, periodic target copies).
 # ----------------------------------------------------------------------------------------------------
-def train(args: Args) -> None:
+def train(args: Args, given: set[str] | None = None) -> None:
     if args.eval_model:
         return evaluate_saved_model(args)
-    args, checkpoint = load_checkpoint(args) if args.resume else (args, None)
+    args, checkpoint = load_checkpoint(args, given) if args.resume else (args, None)
     n_actions = check_inputs(args)
     device, run_name, run_dir, writer = setup_run(args, checkpoint)
 
@@ -505,12 +510,13 @@ def train(args: Args) -> None:
         # Learn: one gradient step every update_frequency steps, a target network update every
         # target_network_frequency steps.
         if global_step > args.learning_starts:
-            if crossed(global_step, args.num_envs, args.update_frequency):
+            new_steps = min(args.num_envs, global_step - args.learning_starts)  # this step's env steps past the start
+            for _ in range(crossings(global_step, new_steps, args.update_frequency)):  # several with many sub-envs
                 batch = rb.sample(args.batch_size)
                 step_losses, alpha = update_step(batch, actor, qf1, qf2, qf1_target, qf2_target, optimizer,
                                                  alpha, log_alpha, target_entropy, args)  # fmt: skip
                 losses.update(step_losses)
-            if crossed(global_step, args.num_envs, args.target_network_frequency):
+            for _ in range(crossings(global_step, new_steps, args.target_network_frequency)):
                 polyak_update(qf1_target, qf1, args.tau)
                 polyak_update(qf2_target, qf2, args.tau)
 
@@ -698,9 +704,10 @@ def quiet_garbage_collector() -> None:
     gc.set_threshold(50_000)
 
 
-def crossed(global_step: int, step_size: int, every: int) -> bool:
-    """Whether the last step (of step_size env steps) reached a multiple of `every`."""
-    return global_step // every > (global_step - step_size) // every
+def crossings(global_step: int, step_size: int, every: int) -> int:
+    """How many multiples of `every` the last step (of step_size env steps, up to global_step) reached: 0 or 1 when
+    every >= step_size, more when a step of many sub-envs passes several."""
+    return global_step // every - (global_step - step_size) // every
 
 
 class RunLog:
@@ -730,7 +737,7 @@ class RunLog:
         self.sps_step = state["sps_step"]
 
     def maybe_losses(self, losses: dict, alpha: torch.Tensor, global_step: int) -> None:
-        if not crossed(global_step, self.num_envs, 100):
+        if not crossings(global_step, self.num_envs, 100):
             return
         now = time.time()
         sps = (global_step - self.sps_step) / max(now - self.sps_time, 1e-9)
@@ -756,19 +763,25 @@ class RunLog:
 
 
 class Progress:
-    """A progress bar redrawn in place on a terminal; a plain line every 5% of the run otherwise."""
+    """A progress bar redrawn in place on a terminal. Otherwise (a log file: nohup, Slurm, CI) a plain line at every
+    5% of the run, at every evaluation, and at least every `seconds` in between."""
 
-    def __init__(self, total: int):
-        self.total, self.tty = total, sys.stdout.isatty()
-        self.next_draw, self.next_line = 0.0, total // 20
+    def __init__(self, total: int, seconds: float = 30.0):
+        self.total, self.seconds, self.tty = total, seconds, sys.stdout.isatty()
+        self.chunk = max(total // 20, 1)  # 5% of the run
+        self.next_draw, self.next_line, self.next_time = 0.0, self.chunk, time.time() + seconds
         self.window = deque(maxlen=100)  # (time, step) of the last steps, for a current steps/s
 
     def update(self, step: int, recent_return: float | None, last_eval: tuple | None) -> None:
         now = time.time()
         self.window.append((now, step))
-        if (self.tty and now < self.next_draw) or (not self.tty and step < self.next_line and step < self.total):
+        evaluated = last_eval is not None and last_eval[0] == step  # an evaluation at this very step
+        if self.tty and now < self.next_draw:
             return
-        self.next_draw, self.next_line = now + 0.25, step + max(self.total // 20, 1)
+        if not self.tty and step < self.next_line and now < self.next_time and not evaluated and step < self.total:
+            return
+        self.next_draw, self.next_time = now + 0.25, now + self.seconds
+        self.next_line = (step // self.chunk + 1) * self.chunk
         t0, s0 = self.window[0]
         text = f"step {step:>{len(str(self.total))}}/{self.total}  {(step - s0) / max(now - t0, 1e-9):5.0f} steps/s"
         text += f"  return {recent_return:8.1f}" if recent_return is not None else "  return        -"
@@ -790,8 +803,8 @@ def evaluate(actor, env, episodes: int, seed: int, device, greedy: bool = True, 
     lengths). Every evaluation of a run (and --eval-model with the run's --seed) resets the env with the same
     seed, seed + 10_000 (apart from the training envs' seeds), so it meets the same starts each time."""
     returns, lengths, frames = [], [], []
-    obs, _ = env.reset(seed=seed + 10_000)
     for episode in range(episodes):
+        obs, _ = env.reset(seed=seed + 10_000 if episode == 0 else None)
         done, episode_return, length = False, 0.0, 0
         while not done:
             if video_dir and episode == 0:
@@ -803,7 +816,6 @@ def evaluate(actor, env, episodes: int, seed: int, device, greedy: bool = True, 
             episode_return, length, done = episode_return + float(reward), length + 1, terminated or truncated
         returns.append(episode_return)
         lengths.append(length)
-        obs, _ = env.reset()
     if frames:
         from gymnasium.utils.save_video import save_video
 
@@ -822,7 +834,7 @@ def run_evaluation(args, actor, eval_env, global_step, writer, run_name, device)
 
 
 def maybe_evaluate(args, actor, eval_env, global_step, writer, run_name, device, last_eval):
-    if crossed(global_step, args.num_envs, args.eval_frequency):
+    if crossings(global_step, args.num_envs, args.eval_frequency):
         return run_evaluation(args, actor, eval_env, global_step, writer, run_name, device)
     return last_eval
 
@@ -858,7 +870,7 @@ def checkpoint_due(args: Args, global_step: int, stop_requested) -> bool:
     return (
         bool(stop_requested)
         or global_step == last_step
-        or crossed(global_step, args.num_envs, args.checkpoint_frequency)
+        or crossings(global_step, args.num_envs, args.checkpoint_frequency)
     )
 
 
@@ -877,7 +889,7 @@ def save_checkpoint(args, run_name, run_dir, iteration, saved, log_alpha, rb, en
         "buffer": {"head": torch.from_numpy(rb.head.copy()), "written": rb.written,
                    **{name: [filled_part(getattr(rb, name)[i], rb.written) for i in range(rb.num_envs)]
                       for name in BUFFER_FIELDS}},
-        "log": log.state(), "rng": rng_state(), "envs": [env_state(env) for env in envs.envs],
+        "log": log.state(), "rng": rng_state(log_alpha.device), "envs": [env_state(env) for env in envs.envs],
     }  # fmt: skip
     state["checksum"] = checksum(state)
     path = os.path.join(run_dir, "checkpoint.pt")
@@ -920,9 +932,10 @@ def checksum(state: dict) -> int:
     return crc
 
 
-def load_checkpoint(args: Args) -> tuple[Args, dict]:
-    """--resume PATH: the checkpoint, and the run's own args. A flag given now must be the run's own, except those
-    in RESUMABLE (how long, how often to evaluate or checkpoint, where to run), which may change."""
+def load_checkpoint(args: Args, given: set[str] | None = None) -> tuple[Args, dict]:
+    """--resume PATH: the checkpoint, and the run's own args. A flag given now (`given`: named on the command line,
+    whatever its value; None: those that differ from the defaults) must be the run's own, except those in RESUMABLE
+    (how long, how often to evaluate or checkpoint, where to run), which replace the run's."""
     path = os.path.join(args.resume, "checkpoint.pt") if os.path.isdir(args.resume) else args.resume
     try:  # mmap: the buffer's frames are read from the file as they are copied, not all into memory first
         checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
@@ -935,10 +948,13 @@ def load_checkpoint(args: Args) -> tuple[Args, dict]:
     if checkpoint.pop("checksum", None) != checksum(checkpoint):
         fail(f"--resume {path}: the file is corrupted (its contents do not match the checksum written with them)")
     defaults, resumed = asdict(Args()), dict(checkpoint["args"])
-    for name, value in asdict(args).items():
-        if name in RESUMABLE and value != defaults[name]:
+    if given is None:
+        given = {name for name, value in asdict(args).items() if value != defaults[name]}
+    for name in sorted(given):
+        value = getattr(args, name)
+        if name in RESUMABLE:
             resumed[name] = value
-        elif name not in RESUMABLE and value != defaults[name] and value != resumed[name]:
+        elif value != resumed.get(name):
             fail(f"--resume {path}: --{name.replace('_', '-')} {value} differs from the run's {resumed[name]}; a "
                  "resumed run keeps its settings")  # fmt: skip
     # All but the buffer (copied into the new replay buffer, then dropped) get memory of their own: what the run keeps
@@ -946,6 +962,14 @@ def load_checkpoint(args: Args) -> tuple[Args, dict]:
     own = {key: torch.utils._pytree.tree_map_only(torch.Tensor, torch.clone, value) for key, value in checkpoint.items()
            if key != "buffer"}  # fmt: skip
     return Args(**resumed), {**checkpoint, **own, "path": path}
+
+
+def flags_given(argv: list[str]) -> set[str]:
+    """The Args fields named on the command line (--name VALUE, --name=VALUE, --flag, --no-flag), whatever their values:
+    on --resume a flag given with its default value counts as given (--total-timesteps 1000000 extends a run to it)."""
+    names = set(asdict(Args()))
+    given = {token[2:].split("=")[0].replace("-", "_") for token in argv if token.startswith("--")}
+    return {name[3:] if name.startswith("no_") and name[3:] in names else name for name in given} & names
 
 
 def restore_checkpoint(checkpoint, saved, log_alpha, rb, envs, log, device):
@@ -963,28 +987,34 @@ def restore_checkpoint(checkpoint, saved, log_alpha, rb, envs, log, device):
     log.load_state(checkpoint["log"])
     for env, state in zip(envs.envs, checkpoint["envs"], strict=True):
         set_env_state(env, state)
-    set_rng_state(checkpoint["rng"])
+    set_rng_state(checkpoint["rng"], device)
     loop = checkpoint["loop"]
     losses = {name: value.to(device) for name, value in loop["losses"].items()}
     return checkpoint["iteration"] + 1, (loop["obs"].numpy(), loop["alpha"].to(device), losses,
                                          loop["last_eval"])  # fmt: skip
 
 
-def rng_state() -> dict:
+def rng_state(device: torch.device) -> dict:
+    """The random generators' states: Python's, numpy's, torch's CPU one and, on CUDA, the training GPU's alone (not
+    every visible GPU's: a run resumed where fewer GPUs are visible must still find its own; and no CUDA call on a CPU
+    run, which would set CUDA up for nothing)."""
     numpy_state = np.random.get_state(legacy=False)
     numpy_state["state"]["key"] = torch.from_numpy(numpy_state["state"]["key"].astype(np.int64))
     return {"python": random.getstate(), "numpy": numpy_state, "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}  # fmt: skip
+            "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}  # fmt: skip
 
 
-def set_rng_state(state: dict) -> None:
+def set_rng_state(state: dict, device: torch.device) -> None:
+    """Put back what rng_state saved. The saved GPU generator goes to the training GPU, whichever index it has now; a
+    run moved between the CPU and a GPU draws its GPU numbers afresh. (Older checkpoints hold a list, one per GPU.)"""
     random.setstate(state["python"])
-    numpy_state = state["numpy"]
-    numpy_state["state"]["key"] = numpy_state["state"]["key"].numpy().astype(np.uint32)
-    np.random.set_state(numpy_state)
+    numpy_state = state["numpy"]  # its keys were saved as a tensor; numpy gets a copy (`state` is left as it is)
+    keys = numpy_state["state"]["key"].numpy().astype(np.uint32)
+    np.random.set_state({**numpy_state, "state": {**numpy_state["state"], "key": keys}})
     torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    cuda = state["cuda"][0] if isinstance(state["cuda"], list) and state["cuda"] else state["cuda"]
+    if isinstance(cuda, torch.Tensor) and device.type == "cuda":
+        torch.cuda.set_rng_state(cuda, device)
 
 
 # What each wrapper of make_env keeps from one step to the next (its other attributes are its settings).
@@ -1094,4 +1124,4 @@ def evaluate_saved_model(args: Args) -> None:
 
 
 if __name__ == "__main__":
-    train(tyro.cli(Args))
+    train(tyro.cli(Args), flags_given(sys.argv[1:]))

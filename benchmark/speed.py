@@ -14,6 +14,10 @@ alternated (mode 1, mode 2, ..., then again) so that a machine whose speed drift
 A script's rate is read from the wall times of its TensorBoard charts/SPS points after learning starts; the
 peer's from a callback at the same steps. The table gives the mean and spread over the repeats and the ratios
 to Stable-Baselines3 and to the script's eager mode. Modes that need a GPU run only where CUDA is available.
+
+--side-by-side N starts N copies of each run at once (as several runs sharing a machine do) and gives the mean rate of
+one copy. The runs inherit the environment, so an OpenMP setting is measured by setting it for speed.py:
+    OMP_WAIT_POLICY=PASSIVE python benchmark/speed.py --modes eager --side-by-side 2
 """
 
 import argparse
@@ -70,21 +74,31 @@ def steps_per_second_after(run_dir: Path, learning_starts: int) -> float:
 
 
 def measure(script: str | None, flags: list[str], args, seed: int) -> float:
-    """One training run in a fresh temporary directory; its env steps/s after learning starts."""
+    """--side-by-side training runs at once, each in a fresh temporary directory; the mean of their env steps/s
+    after learning starts."""
     total = args.learning_starts + args.updates
-    with tempfile.TemporaryDirectory() as cwd:
-        if script is None:  # the peer
-            device = "cuda" if "--cuda" in flags else "cpu"
-            command = [sys.executable, "-c", PEER_PROGRAM, args.env_id, str(args.learning_starts), str(total),
-                       str(args.threads), str(seed), device]  # fmt: skip
-            out = subprocess.run(command, cwd=cwd, check=True, capture_output=True, text=True).stdout
-            return float(out.split()[-1])
+    if script is None:  # the peer prints its rate
+        device = "cuda" if "--cuda" in flags else "cpu"
+        command = [sys.executable, "-c", PEER_PROGRAM, args.env_id, str(args.learning_starts), str(total),
+                   str(args.threads), str(seed), device]  # fmt: skip
+    else:
         command = [sys.executable, str(ROOT / script), "--env-id", args.env_id, "--total-timesteps", str(total),
                    "--learning-starts", str(args.learning_starts), "--threads", str(args.threads),
                    "--eval-frequency", str(total), "--eval-episodes", "1", "--seed", str(seed), *flags]  # fmt: skip
-        subprocess.run(command, cwd=cwd, check=True, stdout=subprocess.DEVNULL)
-        (run_dir,) = (Path(cwd) / "runs").iterdir()
-        return steps_per_second_after(run_dir, args.learning_starts)
+    with tempfile.TemporaryDirectory() as tmp:
+        cwds = [Path(tmp) / str(i) for i in range(args.side_by_side)]
+        runs = []
+        for cwd in cwds:
+            cwd.mkdir()
+            runs.append(subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, text=True))
+        outputs = [run.communicate()[0] for run in runs]
+        if any(run.returncode for run in runs):
+            raise SystemExit(f"speed.py: error: {' '.join(command)} failed (exit {[run.returncode for run in runs]})")
+        if script is None:
+            rates = [float(out.split()[-1]) for out in outputs]
+        else:
+            rates = [steps_per_second_after(next((cwd / "runs").iterdir()), args.learning_starts) for cwd in cwds]
+    return statistics.mean(rates)
 
 
 def machine() -> str:
@@ -136,6 +150,7 @@ def main() -> None:
                         help="env steps timed after learning starts (an update each; Atari: every 4th)")  # fmt: skip
     parser.add_argument("--threads", type=int, default=2, help="torch threads of every run")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each mode, alternated")
+    parser.add_argument("--side-by-side", type=int, default=1, help="copies of each run started at once")
     parser.add_argument("--modes", nargs="*", help=f"default: all ({', '.join([*CPU_MODES, *CUDA_MODES, PEER])})")
     parser.add_argument("--scripts", nargs="*", help=f"default: those of {SCRIPTS} that exist")
     args = parser.parse_args()
@@ -148,8 +163,10 @@ def main() -> None:
 
     means = {label: statistics.mean(r) for label, r in rates.items()}
     peer = means.get(f"{PEER} (cpu)")
-    print(f"\n{args.env_id}, {args.threads} threads, {args.updates} env steps timed after {args.learning_starts} "
-          f"random steps, {args.repeats} runs each, alternated; {machine()}\n")  # fmt: skip
+    together = f", {args.side_by_side} side by side (the rate of one)" if args.side_by_side > 1 else ""
+    omp = f", OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}" if "OMP_WAIT_POLICY" in os.environ else ""
+    print(f"\n{args.env_id}, {args.threads} threads{omp}, {args.updates} env steps timed after {args.learning_starts} "
+          f"random steps, {args.repeats} runs each{together}, alternated; {machine()}\n")  # fmt: skip
     print("| run | env steps/s | vs SB3 (cpu) | vs eager |\n|-|-|-|-|")
     for label, r in rates.items():
         spread = f" ± {statistics.stdev(r):.1f}" if len(r) > 1 else ""

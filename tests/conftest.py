@@ -48,6 +48,12 @@ def run_script(*flags: str, cwd: Path, script: str = "sac_continuous_action", ti
                           env=env, capture_output=True, text=True, timeout=timeout)  # fmt: skip
 
 
+def start(script: str, *flags: str, cwd: Path) -> subprocess.Popen:
+    """Start a script with `flags` in `cwd` and return at once (run_script waits for the end)."""
+    command = [sys.executable, str(ROOT / f"{script}.py"), "--threads", "1", *flags]
+    return subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
 def run_ok(*flags: str, cwd: Path, script: str = "sac_continuous_action") -> subprocess.CompletedProcess:
     result = run_script(*flags, cwd=cwd, script=script)
     assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"

@@ -121,6 +121,43 @@ def test_training_rewards_are_clipped_while_the_logged_game_score_is_raw(atari):
     assert index == 0 and length == len(clipped) + 1 + 2 * 2
 
 
+def test_a_game_that_ends_inside_the_resets_noop_or_fire_keeps_its_score(atari):
+    """After a lost life, AtariLives.reset plays a NOOP and FIRE; a game that ends there (here at a frame limit placed
+    inside that step) is reported by step_envs with its score and length, not lost with the reset's info."""
+    actions = np.random.default_rng(3).integers(4, size=1000)  # these score a point before the first life is lost
+    probe = atari.make_env("tests/BreakoutNoFrameskip-v4")
+    probe.reset(seed=0)
+    steps = 1
+    while not probe.step(int(actions[steps - 1]))[2]:
+        steps += 1
+    lost_at = probe.unwrapped.ale.getEpisodeFrameNumber()
+    for where, frames_past in [("Noop", 2), ("Fire", 6)]:  # the NOOP plays 4 frames, then FIRE 4
+        gym.register(f"tests/BreakoutEndsIn{where}NoFrameskip-v4", entry_point=recorded_game,
+                     kwargs={"game": "breakout", "frameskip": 1, "repeat_action_probability": 0.0,
+                             "max_num_frames_per_episode": lost_at + frames_past})  # fmt: skip
+        envs = atari.make_vector_env(atari.Args(env_id=f"tests/BreakoutEndsIn{where}NoFrameskip-v4", num_envs=1))
+        envs.reset(seed=0)
+        recorder = recorder_of(envs.envs[0])
+        for t in range(steps):
+            _, _, terminations, _, _, games = atari.step_envs(envs, actions[t : t + 1])
+            assert games == [] or t == steps - 1
+        # The life was lost at the last step; the game ended inside the autoreset, which then began a new game.
+        assert terminations[0] and recorder.resets == 2 and envs.envs[0].unwrapped.ale.lives() == 5
+        automatic = {"Noop": 1, "Fire": 2}[where]  # the steps AtariLives played after the loss
+        assert games == [(0, sum(recorder.rewards), 1 + steps + automatic)] and sum(recorder.rewards) > 0
+
+
+def test_every_evaluation_with_the_same_seed_plays_the_same_games(atari):
+    """A reset with a seed starts a new game, even where AtariLives would continue the last one: the second
+    evaluation on the same env replays the first."""
+    env = atari.make_env("BreakoutNoFrameskip-v4", train=False)
+    torch.manual_seed(0)
+    actor = atari.Actor(env.action_space.n)
+    first, second = (atari.evaluate(actor, env, 2, seed=1, device=torch.device("cpu")) for _ in range(2))
+    assert np.array_equal(first[0], second[0]) and np.array_equal(first[1], second[1]), (first, second)
+    assert first[1].min() > 50  # whole games of 5 lives
+
+
 # ------------------------------------------------------------------ the replay buffer
 def test_every_stored_transition_rebuilds_the_stacks_the_environment_produced(atari):
     """A real rollout of 2 sub-envs with lost lives (terminations) and time limits (truncations), through a buffer
@@ -260,3 +297,16 @@ def test_same_seed_gives_identical_results_on_cpu(breakout_runs):
         assert all(torch.equal(states["a"][net][k], states["b"][net][k]) for k in states["a"][net]), net
     assert logs["a"] == logs["b"]
     assert not torch.equal(states["a"]["actor"]["net.1.weight"], states["c"]["actor"]["net.1.weight"])
+
+
+def test_every_multiple_of_the_update_frequency_makes_an_update_with_many_sub_envs(atari, tmp_path):
+    """8 sub-envs, an update every 4 env steps: two updates per step of all of them. 800 env steps past
+    learning_starts make 200 updates (Adam counts its steps), not one per vector step (100)."""
+    run_ok("--env-id", "BreakoutNoFrameskip-v4", "--num-envs", "8", "--update-frequency", "4", "--total-timesteps",
+           "1200", "--learning-starts", "400", "--batch-size", "32", "--buffer-size", "2000", "--eval-frequency",
+           "1200", "--eval-episodes", "1", "--checkpoint-frequency", "1200", "--no-cuda", cwd=tmp_path,
+           script="sac_discrete_atari")  # fmt: skip
+    optimizer = torch.load(run_dir(tmp_path) / "checkpoint.pt", weights_only=True)["optimizer"]
+    assert {int(state["step"]) for state in optimizer["state"].values()} == {200}
+    assert [atari.crossings(step, 8, 4) for step in (8, 16, 404)] == [2, 2, 2]
+    assert [atari.crossings(step, 8, 100) for step in (96, 104, 200, 208)] == [0, 1, 1, 0]

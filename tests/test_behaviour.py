@@ -159,3 +159,30 @@ def test_eval_model_refuses_a_file_that_is_not_a_saved_model(each_sac, capsys, t
             each_sac.evaluate_saved_model(each_sac.Args(eval_model=str(path)))
         err = capsys.readouterr().err
         assert exit_info.value.code == 2 and f"--eval-model {path}" in err and err.count("\n") == 1, err
+
+
+def test_v1_rewards_are_unscaled_with_autotune_unless_a_scale_is_given(v1):
+    """--reward-scale defaults to 5 (alpha fixed at 1), and to 1 with --autotune (alpha learnt, and a scale would
+    only multiply alpha and the losses by it); a scale given is kept either way."""
+    cases = [({}, 5.0), ({"autotune": True}, 1.0), ({"autotune": True, "reward_scale": 5.0}, 5.0),
+             ({"reward_scale": 20.0}, 20.0)]  # fmt: skip
+    for overrides, scale in cases:
+        args = v1.Args(env_id="Pendulum-v1", **overrides)
+        v1.check_inputs(args)
+        assert args.reward_scale == scale, overrides
+
+
+@pytest.mark.parametrize("script", [*CONTINUOUS, "sac_discrete_atari"])
+def test_progress_in_a_log_file_every_5_percent_every_30_seconds_and_at_every_evaluation(script, capsys, monkeypatch):
+    module, clock = importlib.import_module(script), [1000.0]
+    monkeypatch.setattr(module.time, "time", lambda: clock[0])
+    progress = module.Progress(total=10_000)  # captured stdout is not a terminal: plain lines
+    printed = []
+    for step, seconds, last_eval in [(100, 1, None), (200, 29, None), (300, 31, None), (400, 40, None),
+                                     (500, 45, None), (600, 50, (600, -150.0, 10.0)), (700, 55, (600, -150.0, 10.0)),
+                                     (10_000, 56, (600, -150.0, 10.0))]:  # fmt: skip
+        clock[0] = 1000.0 + seconds
+        progress.update(step, -200.0, last_eval)
+        printed += [line.split("/")[0] for line in capsys.readouterr().out.splitlines()]
+    # 30 s after the start (step 300), 5% (500), an evaluation (600), and the end.
+    assert printed == ["step   300", "step   500", "step   600", "step 10000"]

@@ -4,7 +4,7 @@ import re
 
 import pytest
 import torch
-from conftest import CONTINUOUS, final_state, read_scalars, run_dir, run_ok
+from conftest import CONTINUOUS, final_state, read_scalars, run_dir, run_ok, start
 
 COMMON_TAGS = {
     "charts/episodic_return", "charts/episodic_length", "charts/SPS", "eval/episodic_return", "eval/episodic_length",
@@ -110,11 +110,26 @@ def test_same_seed_gives_identical_results_on_cpu(tmp_path, script):
     assert not torch.equal(a["actor"]["mean.weight"], c["actor"]["mean.weight"])  # the seed matters
 
 
-@pytest.mark.parametrize("script, threads", [("sac_continuous_action", "2"), ("sac_v1_value", "1")])
-def test_pendulum_learns(tmp_path, script, threads):
-    """A CI-sized learning check: a fixed seed reaches a deterministic eval return >= -300 in 5,000 steps."""
-    run_ok("--env-id", "Pendulum-v1", "--seed", "1", "--total-timesteps", "5000", "--learning-starts", "1000",
-           "--eval-frequency", "5000", "--eval-episodes", "5", "--threads", threads,
-           cwd=tmp_path, script=script)  # fmt: skip
-    (step, final), *_ = read_scalars(run_dir(tmp_path))["eval/episodic_return"][::-1]
-    assert step == 5000 and final >= -300, final
+# Final evaluations (5 episodes each) measured on an AMD EPYC with --threads 1, seeds 1-6: SAC v2 at 5,000 steps
+# -160, -99, -143, -99, -120, -147; SAC v1 at 10,000 steps -160, -97, -141, -75, -307, -147 (at 5,000 steps it was still
+# at -386, -758, -151, -795, -125, -660: with its lower Q learning rate it learns later). A random policy scores about
+# -1,300. Another CPU makes other numbers (its matmul kernels round differently), as another seed does: each bar is
+# one that all six seeds cleared, the worst of them by more than 140.
+LEARNS = {"sac_continuous_action": (5000, -300), "sac_v1_value": (10_000, -450)}  # steps, the bar
+
+
+@pytest.mark.parametrize("script", CONTINUOUS)
+def test_pendulum_learns(tmp_path, script):
+    """A CI-sized learning check that holds on any CPU: seeds 1 and 2, side by side, each past its bar."""
+    steps, bar = LEARNS[script]
+    runs = {}
+    for seed in ["1", "2"]:
+        (tmp_path / seed).mkdir()
+        runs[seed] = start(script, "--env-id", "Pendulum-v1", "--seed", seed, "--total-timesteps", str(steps),
+                           "--learning-starts", "1000", "--eval-frequency", str(steps), "--eval-episodes", "5",
+                           cwd=tmp_path / seed)  # fmt: skip
+    for seed, process in runs.items():
+        out, err = process.communicate(timeout=1800)
+        assert process.returncode == 0, err[-3000:]
+        (step, final), *_ = read_scalars(run_dir(tmp_path / seed))["eval/episodic_return"][::-1]
+        assert step == steps and final >= bar, (seed, final)

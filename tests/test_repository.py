@@ -16,16 +16,21 @@ def test_ci_runs_the_readme_test_command_verbatim():
 
 
 def test_speed_benchmark_times_a_real_run_and_prints_its_table(tmp_path):
-    # The eager mode only (the peer, Stable-Baselines3, is not in requirements-dev.txt): short Pendulum runs.
+    # The eager mode only (the peer, Stable-Baselines3, is not in requirements-dev.txt): short Pendulum runs, two of
+    # each at once (as runs sharing a machine).
     command = [sys.executable, str(ROOT / "benchmark" / "speed.py"), "--env-id", "Pendulum-v1", "--threads", "1",
-               "--learning-starts", "300", "--updates", "400", "--repeats", "1", "--modes", "eager"]  # fmt: skip
+               "--learning-starts", "300", "--updates", "400", "--repeats", "1", "--modes", "eager",
+               "--side-by-side", "2"]  # fmt: skip
     result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     for script in ["sac_continuous_action", "sac_v1_value"]:  # every script there is, timed
         (row,) = [line for line in result.stdout.splitlines() if line.startswith(f"| {script} eager |")]
         rate = float(row.split("|")[2])
         assert 1 < rate < 100_000 and row.endswith("| - | 1.00x |"), row
-    assert "Pendulum-v1, 1 threads, 400 env steps timed after 300 random steps, 1 runs each" in result.stdout
+    assert (
+        "Pendulum-v1, 1 threads, 400 env steps timed after 300 random steps, 1 runs each, 2 side by side"
+        in result.stdout
+    )
     unknown = subprocess.run([*command[:2], "--modes", "turbo"], capture_output=True, text=True, timeout=60)
     assert unknown.returncode != 0 and "unknown or unavailable --modes ['turbo']" in unknown.stderr
 

@@ -123,7 +123,7 @@ def slurm(tmp_path_factory):
                           f"--pid-file={d / 'munged.pid'}", f"--log-file={d / 'munged.log'}",
                           f"--seed-file={d / 'munged.seed'}"], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     ]  # fmt: skip
-    time.sleep(1)
+    wait_for(lambda: (d / "munge.socket").exists(), 60, "munged to open its socket")
     for daemon in (["slurmctld", "-D", "-i"], ["slurmd", "-D"]):
         log = open(d / f"{daemon[0]}.out", "w")
         daemons.append(subprocess.Popen(daemon, env=env, stdout=log, stderr=subprocess.STDOUT))
