@@ -91,7 +91,7 @@ class Args:
     total_timesteps: int = 1_000_000
     """total environment steps, counted over all sub-environments"""
     num_envs: int = 1
-    """number of parallel sub-environments; one gradient update is made per step of all of them"""
+    """number of parallel sub-environments; --gradient-steps gradient updates are made per step of all of them"""
     buffer_size: int = 1_000_000
     """replay buffer capacity, in transitions"""
     gamma: float = 0.99
@@ -100,6 +100,9 @@ class Args:
     """Polyak averaging coefficient tau of the target value network"""
     batch_size: int = 256
     """minibatch size of each gradient update"""
+    gradient_steps: int = 1
+    """gradient updates per environment step (per step of all sub-envs), each on its own minibatch: the
+    update-to-data ratio (Stable-Baselines3's and SBX's gradient_steps)"""
     learning_starts: int = 1_000
     """environment steps of uniformly random actions before learning starts"""
     policy_lr: float = 3e-4
@@ -118,6 +121,10 @@ class Args:
     """learn alpha towards the target entropy H-bar = -|A| (SAC v2's rule) instead of fixing it at 1"""
     policy_reg: float = 0.0
     """weight of an L2 penalty on the policy's pre-squash mean and log-std (the authors' code used 1e-3)"""
+
+    def __post_init__(self):
+        if self.reward_scale is None:  # not given: its default depends on --autotune
+            self.reward_scale = 1.0 if self.autotune else 5.0
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -412,15 +419,17 @@ def train(args: Args, given: set[str] | None = None) -> None:
         obs = torch.as_tensor(next_obs, dtype=torch.float32, device=device)
         log.episodes(rewards, terminations | truncations, global_step)
 
-        # Learn: one gradient step on V, both Q and pi (and alpha), then the target value network's update.
+        # Learn: a gradient step on V, both Q and pi (and alpha), then the target value network's update;
+        # --gradient-steps of them per env step.
         if global_step > args.learning_starts:
-            batch = rb.sample(args.batch_size)
-            step_losses, alpha = update_step(batch, actor, qf, vf, vf_target, optimizer, alpha, log_alpha,
-                                             target_entropy, args)  # fmt: skip
-            losses.update(step_losses)
-            n_updates += 1
-            if n_updates % args.target_network_frequency == 0:
-                polyak_update(vf_target, vf, args.tau)
+            for _ in range(args.gradient_steps):
+                batch = rb.sample(args.batch_size)
+                step_losses, alpha = update_step(batch, actor, qf, vf, vf_target, optimizer, alpha, log_alpha,
+                                                 target_entropy, args)  # fmt: skip
+                losses.update(step_losses)
+                n_updates += 1
+                if n_updates % args.target_network_frequency == 0:
+                    polyak_update(vf_target, vf, args.tau)
 
         log.maybe_losses(losses, alpha, global_step)
         last_eval = maybe_evaluate(args, actor, eval_env, global_step, writer, run_name, device, last_eval)
@@ -453,12 +462,9 @@ def fail(message: str) -> None:
 
 
 def check_inputs(args: Args) -> tuple[int, int]:
-    """Validate the flags (and fill in --reward-scale's default, which depends on --autotune) and the environment's
-    spaces; return (obs_dim, act_dim)."""
-    if args.reward_scale is None:
-        args.reward_scale = 1.0 if args.autotune else 5.0
-    positive = ["total_timesteps", "num_envs", "buffer_size", "batch_size", "target_network_frequency",
-                "eval_frequency", "eval_episodes", "threads"]  # fmt: skip
+    """Validate the flags and the environment's spaces; return (obs_dim, act_dim)."""
+    positive = ["total_timesteps", "num_envs", "buffer_size", "batch_size", "gradient_steps",
+                "target_network_frequency", "eval_frequency", "eval_episodes", "threads"]  # fmt: skip
     for name in positive:
         if getattr(args, name) <= 0:
             fail(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
