@@ -86,7 +86,7 @@ class Args:
     total_timesteps: int = 1_000_000
     """total environment steps, counted over all sub-environments"""
     num_envs: int = 1
-    """number of parallel sub-environments; one gradient update is made per step of all of them"""
+    """number of parallel sub-environments; --gradient-steps gradient updates are made per step of all of them"""
     buffer_size: int = 1_000_000
     """replay buffer capacity, in transitions"""
     gamma: float = 0.99
@@ -95,6 +95,9 @@ class Args:
     """Polyak averaging coefficient tau of the target networks"""
     batch_size: int = 256
     """minibatch size of each gradient update"""
+    gradient_steps: int = 1
+    """gradient updates per environment step (per step of all sub-envs), each on its own minibatch: the
+    update-to-data ratio (Stable-Baselines3's and SBX's gradient_steps)"""
     learning_starts: int = 5_000
     """environment steps of uniformly random actions before learning starts"""
     policy_lr: float = 3e-4
@@ -381,19 +384,21 @@ def train(args: Args, given: set[str] | None = None) -> None:
         obs = torch.as_tensor(next_obs, dtype=torch.float32, device=device)
         log.episodes(rewards, terminations | truncations, global_step)
 
-        # Learn: one gradient step on the critics, the delayed actor and alpha steps, the targets' update.
+        # Learn: a gradient step on the critics, the delayed actor and alpha steps, the targets' update;
+        # --gradient-steps of them per env step.
         if global_step > args.learning_starts:
-            batch = rb.sample(args.batch_size)
-            losses.update(update_q(batch, actor, qf, qf_target, q_optimizer, alpha, args.gamma))
-            n_updates += 1
-            if n_updates % args.policy_frequency == 0:
-                for _ in range(args.policy_frequency):  # catch up on the delayed updates (TD3), same minibatch
-                    actor_losses, alpha = update_pi(
-                        batch.obs, actor, qf, policy_optimizer, alpha, log_alpha, target_entropy, args.autotune
-                    )
-                    losses.update(actor_losses)
-            if n_updates % args.target_network_frequency == 0:
-                polyak_update(qf_target, qf, args.tau)
+            for _ in range(args.gradient_steps):
+                batch = rb.sample(args.batch_size)
+                losses.update(update_q(batch, actor, qf, qf_target, q_optimizer, alpha, args.gamma))
+                n_updates += 1
+                if n_updates % args.policy_frequency == 0:
+                    for _ in range(args.policy_frequency):  # catch up on the delayed updates (TD3), same minibatch
+                        actor_losses, alpha = update_pi(
+                            batch.obs, actor, qf, policy_optimizer, alpha, log_alpha, target_entropy, args.autotune
+                        )
+                        losses.update(actor_losses)
+                if n_updates % args.target_network_frequency == 0:
+                    polyak_update(qf_target, qf, args.tau)
 
         log.maybe_losses(losses, alpha, global_step)
         last_eval = maybe_evaluate(args, actor, eval_env, global_step, writer, run_name, device, last_eval)
@@ -427,7 +432,7 @@ def fail(message: str) -> None:
 
 def check_inputs(args: Args) -> tuple[int, int]:
     """Validate the flags and the environment's spaces; return (obs_dim, act_dim)."""
-    positive = ["total_timesteps", "num_envs", "buffer_size", "batch_size", "policy_frequency",
+    positive = ["total_timesteps", "num_envs", "buffer_size", "batch_size", "gradient_steps", "policy_frequency",
                 "target_network_frequency", "eval_frequency", "eval_episodes", "threads"]  # fmt: skip
     for name in positive:
         if getattr(args, name) <= 0:

@@ -133,3 +133,17 @@ def test_pendulum_learns(tmp_path, script):
         assert process.returncode == 0, err[-3000:]
         (step, final), *_ = read_scalars(run_dir(tmp_path / seed))["eval/episodic_return"][::-1]
         assert step == steps and final >= bar, (seed, final)
+
+
+@pytest.mark.parametrize("script", CONTINUOUS)
+def test_gradient_steps_make_that_many_updates_per_env_step(tmp_path, script):
+    """--gradient-steps 3: the 100 env steps past learning_starts make 300 updates of every network (each Adam counts
+    its steps; SAC v2's actor too: its delayed updates catch up in pairs)."""
+    run_ok("--env-id", "Pendulum-v1", "--total-timesteps", "400", "--learning-starts", "300", "--batch-size", "64",
+           "--gradient-steps", "3", "--eval-frequency", "400", "--eval-episodes", "1", "--checkpoint-frequency", "400",
+           cwd=tmp_path, script=script)  # fmt: skip
+    checkpoint = torch.load(run_dir(tmp_path) / "checkpoint.pt", weights_only=True)
+    optimizers = [checkpoint[name] for name in checkpoint if name.endswith("optimizer")]
+    steps = {int(state["step"]) for optimizer in optimizers for state in optimizer["state"].values()}
+    assert optimizers and steps == {300}
+    assert checkpoint["args"]["gradient_steps"] == 3 and checkpoint["loop"]["n_updates"] == 300
