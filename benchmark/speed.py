@@ -1,6 +1,6 @@
-"""Environment steps per second once learning has started: each mode of each script, and Stable-Baselines3.
+"""Environment steps per second once learning has started: each mode of each script, Stable-Baselines3 and SBX.
 
-    pip install -r requirements-bench.txt       # adds Stable-Baselines3, the peer (not needed for training)
+    pip install -r requirements-bench.txt       # adds the peers, Stable-Baselines3 and SBX (not needed for training)
     python benchmark/speed.py --env-id Hopper-v5 --updates 3000 --repeats 3
     python benchmark/speed.py --env-id BreakoutNoFrameskip-v4 --learning-starts 2000 --updates 2000 --repeats 3
 
@@ -9,11 +9,13 @@ peer: Stable-Baselines3's SAC has no discrete actions.
 
 Every run trains from scratch in a temporary directory for learning_starts + `updates` env steps, one gradient
 update per env step once learning has started (batch 256, 256x256 networks; automatic alpha for SAC v2 and the
-peer, sac_v1_value.py at its defaults: a value network and a fixed alpha, and a V-Q-pi update every step). The runs are
+peers, sac_v1_value.py at its defaults: a value network and a fixed alpha, and a V-Q-pi update every step). The runs are
 alternated (mode 1, mode 2, ..., then again) so that a machine whose speed drifts treats every mode alike.
-A script's rate is read from the wall times of its TensorBoard charts/SPS points after learning starts; the
+A script's rate is read from the wall times of its TensorBoard charts/SPS points after learning starts; a
 peer's from a callback at the same steps. The table gives the mean and spread over the repeats and the ratios
-to Stable-Baselines3 and to the script's eager mode. Modes that need a GPU run only where CUDA is available.
+to each peer on the CPU and to the script's eager mode. SBX (Stable-Baselines3's SAC in JAX, its whole gradient
+step one jit-compiled call) runs on the CPU; XLA takes its threads itself (all cores), --threads sets torch's.
+Modes that need a GPU run only where CUDA is available.
 
 --side-by-side N starts N copies of each run at once (as several runs sharing a machine do) and gives the mean rate of
 one copy. The runs inherit the environment, so an OpenMP setting is measured by setting it for speed.py:
@@ -35,15 +37,16 @@ ATARI_SCRIPTS = ["sac_discrete_atari.py"]  # for Atari ids
 CPU_MODES = {"eager": ["--no-cuda"], "compile": ["--no-cuda", "--compile"]}
 CUDA_MODES = {"cuda": ["--cuda"], "cuda+compile": ["--cuda", "--compile"],
               "cuda+compile+cudagraphs": ["--cuda", "--compile", "--cudagraphs"]}  # fmt: skip
-PEER = "stable-baselines3"
+PEERS = {"stable-baselines3": "stable_baselines3", "sbx": "sbx"}  # mode -> the module whose SAC it times
 
-# Stable-Baselines3's SAC with the settings of our scripts; it prints its rate after learning starts.
+# A peer's SAC (Stable-Baselines3's, or SBX's with the same interface) with the settings of our scripts; it prints its
+# rate after learning starts.
 PEER_PROGRAM = """
-import sys, time
+import importlib, sys, time
 import gymnasium as gym, torch
-from stable_baselines3 import SAC
 from stable_baselines3.common.callbacks import BaseCallback
-env_id, learning_starts, total, threads, seed, device = sys.argv[1:7]
+env_id, learning_starts, total, threads, seed, device, module = sys.argv[1:8]
+SAC = importlib.import_module(module).SAC
 learning_starts, total, threads = int(learning_starts), int(total), int(threads)
 torch.set_num_threads(threads)
 class Clock(BaseCallback):
@@ -73,14 +76,14 @@ def steps_per_second_after(run_dir: Path, learning_starts: int) -> float:
     return (last.step - first.step) / (last.wall_time - first.wall_time)
 
 
-def measure(script: str | None, flags: list[str], args, seed: int) -> float:
+def measure(script: str, flags: list[str], args, seed: int) -> float:
     """--side-by-side training runs at once, each in a fresh temporary directory; the mean of their env steps/s
     after learning starts."""
     total = args.learning_starts + args.updates
-    if script is None:  # the peer prints its rate
+    if script in PEERS:  # a peer prints its rate
         device = "cuda" if "--cuda" in flags else "cpu"
         command = [sys.executable, "-c", PEER_PROGRAM, args.env_id, str(args.learning_starts), str(total),
-                   str(args.threads), str(seed), device]  # fmt: skip
+                   str(args.threads), str(seed), device, PEERS[script]]  # fmt: skip
     else:
         command = [sys.executable, str(ROOT / script), "--env-id", args.env_id, "--total-timesteps", str(total),
                    "--learning-starts", str(args.learning_starts), "--threads", str(args.threads),
@@ -94,7 +97,7 @@ def measure(script: str | None, flags: list[str], args, seed: int) -> float:
         outputs = [run.communicate()[0] for run in runs]
         if any(run.returncode for run in runs):
             raise SystemExit(f"speed.py: error: {' '.join(command)} failed (exit {[run.returncode for run in runs]})")
-        if script is None:
+        if script in PEERS:
             rates = [float(out.split()[-1]) for out in outputs]
         else:
             rates = [steps_per_second_after(next((cwd / "runs").iterdir()), args.learning_starts) for cwd in cwds]
@@ -114,8 +117,8 @@ def machine() -> str:
     return f"{cpu}{gpu}, torch {torch.__version__}"
 
 
-def runs_to_make(args) -> list[tuple[str, str | None, list[str]]]:
-    """(label, script or None for the peer, flags) for every mode asked for."""
+def runs_to_make(args) -> list[tuple[str, str, list[str]]]:
+    """(label, script or peer, flags) for every mode asked for."""
     import importlib.util
 
     import torch
@@ -124,7 +127,7 @@ def runs_to_make(args) -> list[tuple[str, str | None, list[str]]]:
     if torch.cuda.is_available():
         modes.update(CUDA_MODES)
     atari = args.env_id.startswith("ALE/") or "NoFrameskip" in args.env_id
-    known = [*modes] if atari else [*modes, PEER]
+    known = [*modes] if atari else [*modes, *PEERS]
     wanted = args.modes or known
     unknown = sorted(set(wanted) - set(known))
     if unknown:
@@ -132,13 +135,13 @@ def runs_to_make(args) -> list[tuple[str, str | None, list[str]]]:
     scripts = [
         s for s in (args.scripts or (ATARI_SCRIPTS if atari else SCRIPTS)) if (ROOT / s).exists() or Path(s).exists()
     ]
-    runs = [(f"{Path(s).stem} {m}", s, modes[m]) for s in scripts for m in wanted if m != PEER]
-    if PEER in wanted:
-        if importlib.util.find_spec("stable_baselines3") is None:
-            raise SystemExit("speed.py: error: the peer needs Stable-Baselines3: pip install -r requirements-bench.txt")
-        runs.append((f"{PEER} (cpu)", None, ["--no-cuda"]))
-        if torch.cuda.is_available():
-            runs.append((f"{PEER} (cuda)", None, ["--cuda"]))
+    runs = [(f"{Path(s).stem} {m}", s, modes[m]) for s in scripts for m in wanted if m not in PEERS]
+    for peer in [m for m in wanted if m in PEERS]:
+        if importlib.util.find_spec(PEERS[peer]) is None:
+            raise SystemExit(f"speed.py: error: {peer} is not installed: pip install -r requirements-bench.txt")
+        runs.append((f"{peer} (cpu)", peer, ["--no-cuda"]))
+        if torch.cuda.is_available() and peer == "stable-baselines3":  # SBX's JAX is the CPU build here
+            runs.append((f"{peer} (cuda)", peer, ["--cuda"]))
     return runs
 
 
@@ -151,7 +154,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch threads of every run")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each mode, alternated")
     parser.add_argument("--side-by-side", type=int, default=1, help="copies of each run started at once")
-    parser.add_argument("--modes", nargs="*", help=f"default: all ({', '.join([*CPU_MODES, *CUDA_MODES, PEER])})")
+    parser.add_argument("--modes", nargs="*", help=f"default: all ({', '.join([*CPU_MODES, *CUDA_MODES, *PEERS])})")
     parser.add_argument("--scripts", nargs="*", help=f"default: those of {SCRIPTS} that exist")
     args = parser.parse_args()
     runs = runs_to_make(args)
@@ -162,18 +165,18 @@ def main() -> None:
             print(f"repeat {repeat + 1}/{args.repeats} {label}: {rates[label][-1]:.1f} env steps/s", flush=True)
 
     means = {label: statistics.mean(r) for label, r in rates.items()}
-    peer = means.get(f"{PEER} (cpu)")
     together = f", {args.side_by_side} side by side (the rate of one)" if args.side_by_side > 1 else ""
     omp = f", OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}" if "OMP_WAIT_POLICY" in os.environ else ""
     print(f"\n{args.env_id}, {args.threads} threads{omp}, {args.updates} env steps timed after {args.learning_starts} "
           f"random steps, {args.repeats} runs each{together}, alternated; {machine()}\n")  # fmt: skip
-    print("| run | env steps/s | vs SB3 (cpu) | vs eager |\n|-|-|-|-|")
+    print("| run | env steps/s | vs SB3 (cpu) | vs SBX (cpu) | vs eager |\n|-|-|-|-|-|")
     for label, r in rates.items():
         spread = f" ± {statistics.stdev(r):.1f}" if len(r) > 1 else ""
+        peers = [means.get(f"{peer} (cpu)") for peer in PEERS]
+        versus = [f"{means[label] / peer:.2f}x" if peer else "-" for peer in peers]
         eager = means.get(f"{label.split()[0]} eager")
-        versus_peer = f"{means[label] / peer:.2f}x" if peer else "-"
-        versus_eager = f"{means[label] / eager:.2f}x" if eager and not label.startswith(PEER) else "-"
-        print(f"| {label} | {means[label]:.1f}{spread} | {versus_peer} | {versus_eager} |")
+        versus.append(f"{means[label] / eager:.2f}x" if eager and label.split()[0] not in PEERS else "-")
+        print(f"| {label} | {means[label]:.1f}{spread} | {' | '.join(versus)} |")
 
 
 if __name__ == "__main__":
