@@ -16,6 +16,7 @@ Logs: TensorBoard under runs/{env_id}__{exp_name}__{seed}__{time}/ (tensorboard 
       losses/ (critic and actor losses, Q values, alpha), written every 100 environment steps.
 """
 
+import functools
 import gc
 import importlib
 import math
@@ -53,10 +54,12 @@ class Args:
     """number of CPU threads torch uses for the networks (2 is fastest for 256x256 networks on most CPUs). Several
     runs on one machine: give each cores / runs threads (--threads 1 for two runs on 2 cores); more threads than
     cores in all make every run crawl (README: Several runs on one machine)"""
-    compile: bool = False
-    """torch.compile the update steps (pays on CUDA; slower than eager on a 2-core CPU, see README's Speed)"""
+    compile: bool = True
+    """torch.compile each whole update into one graph (the first updates wait for the compiler, ~20-60 s; faster from
+    then on, see README's Speed); --no-compile runs the same update eagerly (to step through it in a debugger). Where
+    it cannot compile (no C++ compiler for the CPU), the update runs eagerly, with a notice"""
     cudagraphs: bool = False
-    """on CUDA: compile the update steps and replay them as CUDA graphs (implies --compile)"""
+    """on CUDA: also replay each compiled update as one CUDA graph, the optimizer steps included (implies --compile)"""
     track: bool = False
     """log the run to Weights & Biases as well (needs `pip install wandb`)"""
     wandb_project_name: str = "sac"
@@ -256,8 +259,71 @@ class Actor(nn.Module):
 
 
 # ----------------------------------------------------------------------------------------------------
+# The optimizer: Adam, written out, so that a whole update compiles into one graph.
+# ----------------------------------------------------------------------------------------------------
+class Adam:
+    """Adam (Kingma & Ba, arXiv 1412.6980, Algorithm 1): the numbers torch.optim.Adam computes (tests/test_math.py
+    compares them). torch.optim's step is a graph break for torch.compile by design; this one lets the compiler take
+    a whole SAC update (losses, gradients, Adam steps, targets) as one graph. Each group is (parameters, learning
+    rate); step(*losses) moves each group down the gradient of its own loss."""
+
+    def __init__(self, *groups, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
+        self.groups = [(list(params), lr) for params, lr in groups]
+        self.betas, self.eps = betas, eps
+        # the steps taken: a tensor, which compiled code reads (an int would be baked into the graph), in float64 as
+        # 1 - beta2^t loses digits in float32
+        self.t = torch.zeros((), dtype=torch.float64, device=self.groups[0][0][0].device)
+        self.m = [[torch.zeros_like(p) for p in params] for params, _ in self.groups]  # first moment estimates
+        self.v = [[torch.zeros_like(p) for p in params] for params, _ in self.groups]  # second raw moment estimates
+
+    def step(self, *losses: torch.Tensor) -> None:
+        # every gradient is taken before any parameter moves, each for its own group's parameters only
+        grads = [torch.autograd.grad(loss, params) for loss, (params, _) in zip(losses, self.groups, strict=True)]
+        beta1, beta2 = self.betas
+        with torch.no_grad():
+            self.t += 1
+            bias1, bias2 = 1 - beta1**self.t, 1 - beta2**self.t
+            for (params, lr), g, m, v in zip(self.groups, grads, self.m, self.v, strict=True):
+                torch._foreach_lerp_(m, g, 1 - beta1)  # m <- beta1 m + (1 - beta1) g
+                torch._foreach_mul_(v, beta2)
+                torch._foreach_addcmul_(v, g, g, 1 - beta2)  # v <- beta2 v + (1 - beta2) g^2
+                # theta <- theta - lr m_hat / (sqrt(v_hat) + eps), m_hat = m / (1 - beta1^t), v_hat = v / (1 - beta2^t)
+                denominator = torch._foreach_div(torch._foreach_sqrt(v), bias2.sqrt())
+                torch._foreach_add_(denominator, self.eps)
+                steps = torch._foreach_div(m, denominator)
+                torch._foreach_mul_(steps, -lr / bias1)
+                torch._foreach_add_(params, steps)
+
+    def tensors(self) -> list[torch.Tensor]:
+        """Its state: the step count and every moment estimate."""
+        return [self.t, *(x for moments in (*self.m, *self.v) for x in moments)]
+
+    def state_dict(self) -> dict:
+        return {"t": self.t, "m": self.m, "v": self.v}
+
+    def load_state_dict(self, state: dict) -> None:
+        saved = [state["t"], *(x for moments in (*state["m"], *state["v"]) for x in moments)]
+        with torch.no_grad():
+            for tensor, value in zip(self.tensors(), saved, strict=True):
+                tensor.copy_(value)
+
+
+# ----------------------------------------------------------------------------------------------------
 # The losses and updates (equation numbers of arXiv 1812.05905).
 # ----------------------------------------------------------------------------------------------------
+@dataclass
+class Agent:
+    """What SAC learns: the policy pi_phi, the critics Q_theta1,2 and their targets, log alpha, and the Adams."""
+
+    actor: Actor
+    qf: SoftQNetworks
+    qf_target: SoftQNetworks
+    log_alpha: torch.Tensor  # alpha = exp(log_alpha) stays > 0 whatever step log_alpha takes
+    q_optimizer: Adam
+    policy_optimizer: Adam  # phi, and log_alpha with --autotune
+    target_entropy: float  # H-bar = -|A|
+
+
 def soft_q_target(rewards, terminations, next_q1, next_q2, next_log_pi, alpha, gamma) -> torch.Tensor:
     """y = r + gamma (1 - d) [min_i Q_theta_bar_i(s', a') - alpha log pi(a'|s')],  a' ~ pi(.|s')  (Eqs. 3, 5).
     d is 1 only for a true termination: a time-limit truncation bootstraps like any other step."""
@@ -265,19 +331,18 @@ def soft_q_target(rewards, terminations, next_q1, next_q2, next_log_pi, alpha, g
     return rewards + gamma * (1.0 - terminations) * soft_value
 
 
-def update_critics(batch, actor, qf, qf_target, q_optimizer, alpha, gamma) -> dict:
+def update_critics(batch: Batch, agent: Agent, gamma: float) -> dict:
     """J_Q(theta_i) = E_D[ 1/2 (Q_theta_i(s, a) - y)^2 ] for both critics (Eq. 5)."""
+    alpha = agent.log_alpha.detach().exp()
     with torch.no_grad():
-        next_actions, next_log_pi = actor.sample(batch.next_obs)
-        next_q1, next_q2 = qf_target(batch.next_obs, next_actions)
+        next_actions, next_log_pi = agent.actor.sample(batch.next_obs)
+        next_q1, next_q2 = agent.qf_target(batch.next_obs, next_actions)
         y = soft_q_target(batch.rewards, batch.terminations, next_q1, next_q2, next_log_pi, alpha, gamma)
-    qf1_values, qf2_values = qf(batch.obs, batch.actions)
+    qf1_values, qf2_values = agent.qf(batch.obs, batch.actions)
     qf1_loss = 0.5 * F.mse_loss(qf1_values, y)
     qf2_loss = 0.5 * F.mse_loss(qf2_values, y)
     qf_loss = qf1_loss + qf2_loss
-    q_optimizer.zero_grad(set_to_none=True)
-    qf_loss.backward()
-    q_optimizer.step()
+    agent.q_optimizer.step(qf_loss)
     return {"qf1_values": qf1_values.detach().mean(), "qf2_values": qf2_values.detach().mean(),
             "qf1_loss": qf1_loss.detach(), "qf2_loss": qf2_loss.detach(), "qf_loss": qf_loss.detach()}  # fmt: skip
 
@@ -288,31 +353,56 @@ def alpha_loss_fn(log_alpha, log_pi, target_entropy) -> torch.Tensor:
     return (-log_alpha.exp() * (log_pi.detach() + target_entropy)).mean()
 
 
-def update_actor_and_alpha(obs, actor, qf, policy_optimizer, alpha, log_alpha, target_entropy, autotune: bool):
+def update_actor_and_alpha(obs: torch.Tensor, agent: Agent, autotune: bool) -> dict:
     """J_pi(phi) = E_{s~D, eps~N}[ alpha log pi_phi(f_phi(eps; s)|s) - min_i Q_theta_i(s, f_phi(eps; s)) ] (Eqs. 7-9)
     and, with --autotune, J(alpha) on the same log pi. The two losses share no parameter (alpha is a constant in
-    J_pi, log pi one in J(alpha)), so one backward pass and one Adam step over phi and log_alpha serve both.
-    Returns (losses, alpha)."""
-    actions, log_pi = actor.sample(obs)
-    # The actor's gradient needs dQ/da only: with the critics' weights frozen for this forward pass, autograd
-    # skips their weight gradients (the critics' optimizer would discard them anyway).
-    qf.requires_grad_(False)
-    qf1_pi, qf2_pi = qf(obs, actions)
-    qf.requires_grad_(True)
+    J_pi, log pi one in J(alpha)), so one Adam step moves phi down J_pi and log_alpha down J(alpha); the critics'
+    weights get no gradient (only dQ/da flows back into the actor)."""
+    alpha = agent.log_alpha.detach().exp()
+    actions, log_pi = agent.actor.sample(obs)
+    qf1_pi, qf2_pi = agent.qf(obs, actions)
     actor_loss = (alpha * log_pi - torch.min(qf1_pi, qf2_pi)).mean()
-    alpha_loss = alpha_loss_fn(log_alpha, log_pi, target_entropy) if autotune else None
-    policy_optimizer.zero_grad(set_to_none=True)
-    (actor_loss if alpha_loss is None else actor_loss + alpha_loss).backward()
-    policy_optimizer.step()
-    if alpha_loss is None:  # a fixed alpha
-        return {"actor_loss": actor_loss.detach()}, alpha
-    return {"actor_loss": actor_loss.detach(), "alpha_loss": alpha_loss.detach()}, log_alpha.detach().exp()
+    if not autotune:  # a fixed alpha
+        agent.policy_optimizer.step(actor_loss)
+        return {"actor_loss": actor_loss.detach()}
+    alpha_loss = alpha_loss_fn(agent.log_alpha, log_pi, agent.target_entropy)
+    agent.policy_optimizer.step(actor_loss, alpha_loss)
+    return {"actor_loss": actor_loss.detach(), "alpha_loss": alpha_loss.detach()}
 
 
 @torch.no_grad()
 def polyak_update(target: nn.Module, source: nn.Module, tau: float) -> None:
     """theta_bar <- tau theta + (1 - tau) theta_bar, in one fused op over all parameters."""
     torch._foreach_lerp_(list(target.parameters()), list(source.parameters()), tau)
+
+
+def update(batch: Batch, agent: Agent, args: Args, update_actor: bool, update_targets: bool) -> dict:
+    """One gradient step of Algorithm 1: the critics; then, when due, the actor and alpha, --policy-frequency times on
+    the same minibatch (TD3's delay, caught up); then, when due, the targets. With --compile, the whole of it is one
+    compiled graph. Returns the losses and alpha, as tensors (reading them would sync the device)."""
+    losses = update_critics(batch, agent, args.gamma)
+    if update_actor:
+        for _ in range(args.policy_frequency):
+            losses |= update_actor_and_alpha(batch.obs, agent, args.autotune)
+    if update_targets:
+        polyak_update(agent.qf_target, agent.qf, args.tau)
+    return {**losses, "alpha": agent.log_alpha.detach().exp()}
+
+
+def make_agent(args: Args, obs_dim: int, act_dim: int, device: torch.device) -> Agent:
+    """The networks at their initial weights, theta_bar_i = theta_i, alpha = 1 (--autotune) or --alpha, the Adams."""
+    actor = Actor(obs_dim, act_dim).to(device)
+    qf, qf_target = SoftQNetworks(obs_dim, act_dim).to(device), SoftQNetworks(obs_dim, act_dim).to(device)
+    qf_target.load_state_dict(qf.state_dict())  # theta_bar_i <- theta_i
+    log_alpha = torch.tensor([0.0 if args.autotune else math.log(args.alpha)], device=device)
+    # One Adam for phi and (with --autotune) log_alpha: Adam treats each parameter on its own, so this is the
+    # same as one optimizer each, with one step call instead of two.
+    policy_groups = [(actor.parameters(), args.policy_lr)]
+    if args.autotune:
+        log_alpha.requires_grad_(True)
+        policy_groups.append(([log_alpha], args.policy_lr))
+    q_optimizer, policy_optimizer = Adam((qf.parameters(), args.q_lr)), Adam(*policy_groups)
+    return Agent(actor, qf, qf_target, log_alpha, q_optimizer, policy_optimizer, target_entropy=-float(act_dim))
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -322,46 +412,22 @@ def train(args: Args, given: set[str] | None = None) -> None:
     if args.eval_model:
         return evaluate_saved_model(args)
     args, checkpoint = load_checkpoint(args, given) if args.resume else (args, None)
-    obs_dim, act_dim = check_inputs(args)
+    obs_dim, act_dim = check_inputs(args, given)
     device, run_name, run_dir, writer = setup_run(args, checkpoint)
 
     envs = make_vector_env(args)
-    actor = Actor(obs_dim, act_dim).to(device)
-    qf, qf_target = SoftQNetworks(obs_dim, act_dim).to(device), SoftQNetworks(obs_dim, act_dim).to(device)
-    qf_target.load_state_dict(qf.state_dict())  # theta_bar_i <- theta_i
-    # fused=True: Adam's update as one kernel per device instead of a dozen small ops per tensor
-    q_optimizer = torch.optim.Adam(qf.parameters(), lr=args.q_lr, fused=True)
-
-    # Temperature: alpha = exp(log_alpha) keeps alpha > 0 for any gradient step on log_alpha.
-    target_entropy = -float(act_dim)  # H-bar = -|A|
-    log_alpha = torch.tensor([0.0 if args.autotune else math.log(args.alpha)], device=device)
-    alpha = log_alpha.exp()  # a tensor, never a Python float: reading it back would sync the device
-    # One Adam for phi and (with --autotune) log_alpha: Adam treats each parameter on its own, so this is the
-    # same as one optimizer each, with one step call instead of two.
-    policy_params = [{"params": actor.parameters()}]
-    if args.autotune:
-        log_alpha.requires_grad_(True)
-        policy_params.append({"params": [log_alpha]})
-    policy_optimizer = torch.optim.Adam(policy_params, lr=args.policy_lr, fused=True)
-
+    agent = make_agent(args, obs_dim, act_dim, device)
     rb = ReplayBuffer(args.buffer_size, obs_dim, act_dim, device)
     log, progress = RunLog(writer, args.num_envs), Progress(args.total_timesteps)
     eval_env, last_eval, losses, n_updates = make_env(args.env_id, render=args.capture_video), None, {}, 0
     obs, _ = envs.reset(seed=args.seed)
     obs = torch.as_tensor(obs, dtype=torch.float32, device=device)
-    saved = {
-        "actor": actor,
-        "qf": qf,
-        "qf_target": qf_target,
-        "q_optimizer": q_optimizer,
-        "policy_optimizer": policy_optimizer,
-    }  # what a checkpoint holds besides the buffer and the loop's state
     first_iteration = 1
     if checkpoint:  # every network, optimizer, random generator and environment as the checkpoint left them
-        first_iteration, (obs, alpha, n_updates, losses, last_eval) = restore_checkpoint(
-            checkpoint, saved, log_alpha, rb, envs, log, device)  # fmt: skip
+        first_iteration, (obs, n_updates, losses, last_eval) = restore_checkpoint(
+            checkpoint, agent, rb, envs, log, device)  # fmt: skip
         checkpoint = None  # its memory map of the file is no longer needed
-    update_q, update_pi = compiled_updates(args)  # update_critics and update_actor_and_alpha, or their compiled forms
+    sac_update = compiled_update(args, agent, given)  # update(batch, agent, args, ...), compiled unless --no-compile
     stop = StopSignals()
     quiet_garbage_collector()
     iteration, global_step = first_iteration - 1, (first_iteration - 1) * args.num_envs  # if nothing is left to do
@@ -373,7 +439,7 @@ def train(args: Args, given: set[str] | None = None) -> None:
             actions = torch.rand((args.num_envs, act_dim), device=device) * 2 - 1
         else:
             with torch.no_grad():
-                actions, _ = actor.sample(obs)
+                actions, _ = agent.actor.sample(obs)
         next_obs, rewards, terminations, truncations, real_next_obs = step_envs(envs, actions.cpu().numpy())
         log.check_finite(global_step, observation=real_next_obs, reward=rewards)
 
@@ -388,24 +454,16 @@ def train(args: Args, given: set[str] | None = None) -> None:
         # --gradient-steps of them per env step.
         if global_step > args.learning_starts:
             for _ in range(args.gradient_steps):
-                batch = rb.sample(args.batch_size)
-                losses.update(update_q(batch, actor, qf, qf_target, q_optimizer, alpha, args.gamma))
                 n_updates += 1
-                if n_updates % args.policy_frequency == 0:
-                    for _ in range(args.policy_frequency):  # catch up on the delayed updates (TD3), same minibatch
-                        actor_losses, alpha = update_pi(
-                            batch.obs, actor, qf, policy_optimizer, alpha, log_alpha, target_entropy, args.autotune
-                        )
-                        losses.update(actor_losses)
-                if n_updates % args.target_network_frequency == 0:
-                    polyak_update(qf_target, qf, args.tau)
+                losses |= sac_update(rb.sample(args.batch_size), update_actor=n_updates % args.policy_frequency == 0,
+                                     update_targets=n_updates % args.target_network_frequency == 0)  # fmt: skip
 
-        log.maybe_losses(losses, alpha, global_step)
-        last_eval = maybe_evaluate(args, actor, eval_env, global_step, writer, run_name, device, last_eval)
+        log.maybe_losses(losses, global_step)
+        last_eval = maybe_evaluate(args, agent.actor, eval_env, global_step, writer, run_name, device, last_eval)
         progress.update(global_step, log.recent_return(), last_eval)
         if checkpoint_due(args, global_step, stop.requested):
-            save_checkpoint(args, run_name, run_dir, iteration, saved, log_alpha, rb, envs, log,
-                            (obs, alpha, n_updates, losses, last_eval))  # fmt: skip
+            loop = (obs, n_updates, losses, last_eval)
+            save_checkpoint(args, run_name, run_dir, iteration, agent, rb, envs, log, loop)
         if stop.requested:
             break
 
@@ -413,9 +471,9 @@ def train(args: Args, given: set[str] | None = None) -> None:
     if stop.requested:
         stop.report(args, run_dir, global_step)
     else:
-        final_evaluation(args, actor, eval_env, global_step, writer, run_name, device, last_eval)
+        final_evaluation(args, agent.actor, eval_env, global_step, writer, run_name, device, last_eval)
     if args.save_model:
-        save_model(args, run_dir, actor, qf, qf_target, log_alpha)
+        save_model(args, run_dir, agent)
     envs.close()
     eval_env.close()
     writer.close()
@@ -430,8 +488,9 @@ def fail(message: str) -> None:
     raise SystemExit(2)
 
 
-def check_inputs(args: Args) -> tuple[int, int]:
-    """Validate the flags and the environment's spaces; return (obs_dim, act_dim)."""
+def check_inputs(args: Args, given: set[str] | None = None) -> tuple[int, int]:
+    """Validate the flags and the environment's spaces; return (obs_dim, act_dim). `given`: the flags on the command
+    line (a --compile given where compiling cannot work is refused; the default one becomes --no-compile)."""
     positive = ["total_timesteps", "num_envs", "buffer_size", "batch_size", "gradient_steps", "policy_frequency",
                 "target_network_frequency", "eval_frequency", "eval_episodes", "threads"]  # fmt: skip
     for name in positive:
@@ -458,8 +517,17 @@ def check_inputs(args: Args) -> tuple[int, int]:
     if args.cudagraphs and not on_cuda:
         why = ": torch sees none here" if args.cuda else ", and --no-cuda was given"
         fail(f"--cudagraphs needs a CUDA device{why}")
+    if (args.compile or args.cudagraphs) and not torch._dynamo.is_inductor_supported():
+        if "compile" in (given or ()) or args.cudagraphs:
+            fail(f"--compile: torch.compile does not work on this platform (Python {sys.version.split()[0]})")
+        print("torch.compile does not work on this platform: the update runs eagerly (--no-compile)")
+        args.compile = False
     if args.compile and not on_cuda and shutil.which(os.environ.get("CXX", "g++")) is None:
-        fail("--compile on the CPU needs a C++ compiler (g++, or the one named by $CXX); none was found")
+        if "compile" in (given or ()):
+            fail("--compile on the CPU needs a C++ compiler (g++, or the one named by $CXX); none was found")
+        print("no C++ compiler (g++, or the one named by $CXX) to compile the update for the CPU: it runs eagerly "
+              "(--no-compile); install g++ to compile it")  # fmt: skip
+        args.compile = False
     if args.track:
         try:
             import wandb  # noqa: F401
@@ -570,25 +638,38 @@ def use_headless_rendering() -> None:
         os.environ.setdefault("MUJOCO_GL", "egl")
 
 
-def compiled_updates(args: Args):
-    """The two update steps: as written (eager), or with --compile as torch.compile graphs, and with --cudagraphs
-    also recorded once and replayed as CUDA graphs (torch.compile's "reduce-overhead" mode)."""
+def compiled_update(args: Args, agent: Agent, given: set[str] | None = None):
+    """update() with this run's agent and args: as written with --no-compile; otherwise torch.compile'd, each kind of
+    step (by its flags: update_targets, ...) one whole graph, compiled at its first call (which prints how long it
+    took), and with --cudagraphs replayed as one CUDA graph (torch.compile's "reduce-overhead" mode)."""
+    step = functools.partial(update, agent=agent, args=args)
     if not (args.compile or args.cudagraphs):
-        return update_critics, update_actor_and_alpha
-    mode = "reduce-overhead" if args.cudagraphs else None
-    steps = [torch.compile(update, mode=mode) for update in (update_critics, update_actor_and_alpha)]
-    if not args.cudagraphs:
-        return steps
+        return step
+    torch._dynamo.config.trace_autograd_ops = True  # torch.autograd.grad (in Adam.step) inside the graph, not a break
+    if args.cudagraphs:  # what each step updates in place keeps its memory, so that a CUDA graph may write to it
+        parts = vars(agent).values()
+        networks = [p for part in parts if isinstance(part, nn.Module) for p in part.parameters()]
+        optimizers = [t for part in parts if isinstance(part, Adam) for t in part.tensors()]
+        for tensor in [agent.log_alpha, *networks, *optimizers]:
+            torch._dynamo.mark_static_address(tensor)
+    compiled = torch.compile(step, fullgraph=True, mode="reduce-overhead" if args.cudagraphs else None)
+    kinds_compiled = set()
 
-    def replayed(step):
-        def run(*inputs):
+    def run(batch: Batch, **when: bool) -> dict:
+        start = time.perf_counter()
+        if args.cudagraphs:
             torch.compiler.cudagraph_mark_step_begin()  # each call is a new step: its graph may reuse memory
-            # A replay overwrites the graph's previous outputs: keep copies of what the loop holds on to.
-            return torch.utils._pytree.tree_map_only(torch.Tensor, torch.clone, step(*inputs))
+        losses = compiled(batch, **when)
+        if args.cudagraphs:  # a replay overwrites the graph's previous outputs: keep copies of what the loop holds
+            losses = {name: value.clone() for name, value in losses.items()}
+        if tuple(when.items()) not in kinds_compiled:
+            kinds_compiled.add(tuple(when.items()))
+            kind = ", ".join(f"{name}={value}" for name, value in when.items())
+            kind = f" ({kind})" if kind else ""
+            print(f"torch.compile: the update{kind} compiled in {time.perf_counter() - start:.1f} s", flush=True)
+        return losses
 
-        return run
-
-    return [replayed(step) for step in steps]
+    return run
 
 
 def quiet_garbage_collector() -> None:
@@ -637,7 +718,7 @@ class RunLog:
         self.recent.extend(state["recent"])
         self.sps_step = state["sps_step"]
 
-    def maybe_losses(self, losses: dict, alpha: torch.Tensor, global_step: int) -> None:
+    def maybe_losses(self, losses: dict, global_step: int) -> None:
         if not crossings(global_step, self.num_envs, 100):
             return
         now = time.time()
@@ -645,7 +726,7 @@ class RunLog:
         self.writer.add_scalar("charts/SPS", sps, global_step)
         self.sps_time, self.sps_step = now, global_step
         if losses:
-            values = {name: value.item() for name, value in {**losses, "alpha": alpha}.items()}
+            values = {name: value.item() for name, value in losses.items()}
             self.check_finite(global_step, **values)
             for name, value in values.items():
                 self.writer.add_scalar(f"losses/{name}", value, global_step)
@@ -744,16 +825,17 @@ def final_evaluation(args, actor, eval_env, global_step, writer, run_name, devic
           f"over {args.eval_episodes} episodes")  # fmt: skip
 
 
-def save_model(args, run_dir, actor, qf, qf_target, log_alpha) -> None:
+def save_model(args, run_dir, agent: Agent) -> None:
     path = f"{run_dir}/{args.exp_name}.pt"
-    modules = {"actor": actor, "qf": qf, "qf_target": qf_target}
-    state = {name: module.state_dict() for name, module in modules.items()}
-    state["log_alpha"] = log_alpha.detach().cpu()
+    state = {name: getattr(agent, name).state_dict() for name in ("actor", "qf", "qf_target")}
+    state["log_alpha"] = agent.log_alpha.detach().cpu()
     torch.save({"script": "sac_continuous_action", "args": asdict(args), **state}, path)
     print(f"model saved to {path}; evaluate it with: python {os.path.basename(__file__)} --eval-model {path}")
 
 
 # Checkpoints: everything the run needs to go on exactly as if it had not stopped.
+CHECKPOINT_FORMAT = 2  # 2: the Adams written out (Adam above); 1 (no "format"): torch.optim's
+SAVED = ("actor", "qf", "qf_target", "q_optimizer", "policy_optimizer")  # the Agent's parts with a state_dict
 RESUMABLE = {"resume", "total_timesteps", "checkpoint_frequency", "eval_frequency", "eval_episodes", "capture_video",
              "save_model", "threads", "cuda", "compile", "cudagraphs", "track", "wandb_project_name",
              "wandb_entity"}  # fmt: skip
@@ -771,20 +853,21 @@ def checkpoint_due(args: Args, global_step: int, stop_requested) -> bool:
     )
 
 
-def save_checkpoint(args, run_name, run_dir, iteration, saved, log_alpha, rb, envs, log, loop) -> None:
+def save_checkpoint(args, run_name, run_dir, iteration, agent, rb, envs, log, loop) -> None:
     """Write {run_dir}/checkpoint.pt atomically: into a temporary file, flushed to the disk, then renamed over the
     previous checkpoint, so that a crash or a full disk mid-write leaves the previous checkpoint whole."""
-    obs, alpha, n_updates, losses, last_eval = loop
+    obs, n_updates, losses, last_eval = loop
     global_step = iteration * args.num_envs
-    log.check_finite(global_step, **{name: value.item() for name, value in {**losses, "alpha": alpha}.items()})
+    log.check_finite(global_step, **{name: value.item() for name, value in losses.items()})
     state = {
-        "script": "sac_continuous_action", "args": asdict(args), "run_name": run_name, "iteration": iteration,
-        **{name: module.state_dict() for name, module in saved.items()}, "log_alpha": log_alpha.detach().cpu(),
-        "loop": {"obs": obs.cpu(), "alpha": alpha.cpu(), "n_updates": n_updates, "last_eval": last_eval,
+        "script": "sac_continuous_action", "format": CHECKPOINT_FORMAT, "args": asdict(args), "run_name": run_name,
+        "iteration": iteration, **{name: getattr(agent, name).state_dict() for name in SAVED},
+        "log_alpha": agent.log_alpha.detach().cpu(),
+        "loop": {"obs": obs.cpu(), "n_updates": n_updates, "last_eval": last_eval,
                  "losses": {name: value.cpu() for name, value in losses.items()}},
         "buffer": {"pos": rb.pos, "size": rb.size, **{name: filled_part(getattr(rb, name), rb.size) for name in
                    ("obs", "actions", "rewards", "next_obs", "terminations")}},
-        "log": log.state(), "rng": rng_state(log_alpha.device), "envs": [env_state(env) for env in envs.envs],
+        "log": log.state(), "rng": rng_state(agent.log_alpha.device), "envs": [env_state(env) for env in envs.envs],
     }  # fmt: skip
     state["checksum"] = checksum(state)
     path = os.path.join(run_dir, "checkpoint.pt")
@@ -842,6 +925,10 @@ def load_checkpoint(args: Args, given: set[str] | None = None) -> tuple[Args, di
              + (f" (it is {script}.py's)" if script else ""))  # fmt: skip
     if checkpoint.pop("checksum", None) != checksum(checkpoint):
         fail(f"--resume {path}: the file is corrupted (its contents do not match the checksum written with them)")
+    if checkpoint.get("format", 1) != CHECKPOINT_FORMAT:
+        found = checkpoint.get("format", 1)
+        fail(f"--resume {path}: written by an older sac_continuous_action.py (checkpoint format {found}, this one "
+             f"reads {CHECKPOINT_FORMAT}); resume it with that version")  # fmt: skip
     defaults, resumed = asdict(Args()), dict(checkpoint["args"])
     if given is None:
         given = {name for name, value in asdict(args).items() if value != defaults[name]}
@@ -867,13 +954,13 @@ def flags_given(argv: list[str]) -> set[str]:
     return {name[3:] if name.startswith("no_") and name[3:] in names else name for name in given} & names
 
 
-def restore_checkpoint(checkpoint, saved, log_alpha, rb, envs, log, device):
+def restore_checkpoint(checkpoint, agent, rb, envs, log, device):
     """Put the checkpoint's state back into the freshly built run; returns (the first iteration to run, the loop's
     state). A sub-env whose own state could not be saved starts a new episode."""
-    for name, module in saved.items():
-        module.load_state_dict(checkpoint[name])
+    for name in SAVED:
+        getattr(agent, name).load_state_dict(checkpoint[name])
     with torch.no_grad():
-        log_alpha.copy_(checkpoint["log_alpha"])
+        agent.log_alpha.copy_(checkpoint["log_alpha"])
     buffer = checkpoint["buffer"]
     for name in ("obs", "actions", "rewards", "next_obs", "terminations"):
         getattr(rb, name)[: buffer["size"]] = buffer[name].to(device)
@@ -888,7 +975,7 @@ def restore_checkpoint(checkpoint, saved, log_alpha, rb, envs, log, device):
             print(f"sub-env {i}: the state of {env.spec.id} cannot be restored; it starts a new episode")
     set_rng_state(checkpoint["rng"], device)
     losses = {name: value.to(device) for name, value in loop["losses"].items()}
-    return checkpoint["iteration"] + 1, (obs, loop["alpha"].to(device), loop["n_updates"], losses, loop["last_eval"])
+    return checkpoint["iteration"] + 1, (obs, loop["n_updates"], losses, loop["last_eval"])
 
 
 def rng_state(device: torch.device) -> dict:

@@ -20,6 +20,7 @@ Logs: TensorBoard under runs/{env_id}__{exp_name}__{seed}__{time}/ (tensorboard 
       losses/ (critic and actor losses, Q values, alpha, policy entropy), written every 100 environment steps.
 """
 
+import functools
 import gc
 import math
 import os
@@ -60,10 +61,12 @@ class Args:
     """number of CPU threads torch uses for the networks. Several runs on one machine: give each cores / runs
     threads (--threads 1 for two runs on 2 cores); more threads than cores in all make every run crawl (README:
     Several runs on one machine)"""
-    compile: bool = False
-    """torch.compile the update step (pays on CUDA)"""
+    compile: bool = True
+    """torch.compile each whole update into one graph (the first updates wait for the compiler, ~20-60 s; faster from
+    then on, see README's Speed); --no-compile runs the same update eagerly (to step through it in a debugger). Where
+    it cannot compile (no C++ compiler for the CPU), the update runs eagerly, with a notice"""
     cudagraphs: bool = False
-    """on CUDA: compile the update step and replay it as a CUDA graph (implies --compile)"""
+    """on CUDA: also replay each compiled update as one CUDA graph, the optimizer steps included (implies --compile)"""
     track: bool = False
     """log the run to Weights & Biases as well (needs `pip install wandb`)"""
     wandb_project_name: str = "sac"
@@ -373,6 +376,56 @@ class Actor(nn.Module):
 
 
 # ----------------------------------------------------------------------------------------------------
+# The optimizer: Adam, written out, so that a whole update compiles into one graph.
+# ----------------------------------------------------------------------------------------------------
+class Adam:
+    """Adam (Kingma & Ba, arXiv 1412.6980, Algorithm 1): the numbers torch.optim.Adam computes (tests/test_math.py
+    compares them). torch.optim's step is a graph break for torch.compile by design; this one lets the compiler take
+    a whole SAC update (losses, gradients, Adam steps, targets) as one graph. Each group is (parameters, learning
+    rate); step(*losses) moves each group down the gradient of its own loss."""
+
+    def __init__(self, *groups, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
+        self.groups = [(list(params), lr) for params, lr in groups]
+        self.betas, self.eps = betas, eps
+        # the steps taken: a tensor, which compiled code reads (an int would be baked into the graph), in float64 as
+        # 1 - beta2^t loses digits in float32
+        self.t = torch.zeros((), dtype=torch.float64, device=self.groups[0][0][0].device)
+        self.m = [[torch.zeros_like(p) for p in params] for params, _ in self.groups]  # first moment estimates
+        self.v = [[torch.zeros_like(p) for p in params] for params, _ in self.groups]  # second raw moment estimates
+
+    def step(self, *losses: torch.Tensor) -> None:
+        # every gradient is taken before any parameter moves, each for its own group's parameters only
+        grads = [torch.autograd.grad(loss, params) for loss, (params, _) in zip(losses, self.groups, strict=True)]
+        beta1, beta2 = self.betas
+        with torch.no_grad():
+            self.t += 1
+            bias1, bias2 = 1 - beta1**self.t, 1 - beta2**self.t
+            for (params, lr), g, m, v in zip(self.groups, grads, self.m, self.v, strict=True):
+                torch._foreach_lerp_(m, g, 1 - beta1)  # m <- beta1 m + (1 - beta1) g
+                torch._foreach_mul_(v, beta2)
+                torch._foreach_addcmul_(v, g, g, 1 - beta2)  # v <- beta2 v + (1 - beta2) g^2
+                # theta <- theta - lr m_hat / (sqrt(v_hat) + eps), m_hat = m / (1 - beta1^t), v_hat = v / (1 - beta2^t)
+                denominator = torch._foreach_div(torch._foreach_sqrt(v), bias2.sqrt())
+                torch._foreach_add_(denominator, self.eps)
+                steps = torch._foreach_div(m, denominator)
+                torch._foreach_mul_(steps, -lr / bias1)
+                torch._foreach_add_(params, steps)
+
+    def tensors(self) -> list[torch.Tensor]:
+        """Its state: the step count and every moment estimate."""
+        return [self.t, *(x for moments in (*self.m, *self.v) for x in moments)]
+
+    def state_dict(self) -> dict:
+        return {"t": self.t, "m": self.m, "v": self.v}
+
+    def load_state_dict(self, state: dict) -> None:
+        saved = [state["t"], *(x for moments in (*state["m"], *state["v"]) for x in moments)]
+        with torch.no_grad():
+            for tensor, value in zip(self.tensors(), saved, strict=True):
+                tensor.copy_(value)
+
+
+# ----------------------------------------------------------------------------------------------------
 # The losses and the update (equation numbers of arXiv 1910.07207).
 # ----------------------------------------------------------------------------------------------------
 def soft_q_target(rewards, terminations, next_q1, next_q2, next_log_pi, alpha, gamma) -> torch.Tensor:
@@ -397,47 +450,79 @@ def alpha_loss_fn(log_alpha, log_pi, target_entropy) -> torch.Tensor:
     return (-log_alpha.exp() * (pi * (log_pi + target_entropy)).sum(1)).mean()
 
 
-def update(batch, actor, qf1, qf2, qf1_target, qf2_target, optimizer, alpha, log_alpha, target_entropy, args):
+@torch.no_grad()
+def polyak_update(target: nn.Module, source: nn.Module, tau: float) -> None:
+    """theta_bar <- tau theta + (1 - tau) theta_bar, in one fused op over all parameters (tau = 1: an exact copy,
+    as lerp computes theta - (theta - theta_bar)(1 - tau) for tau >= 0.5)."""
+    torch._foreach_lerp_(list(target.parameters()), list(source.parameters()), tau)
+
+
+@dataclass
+class Agent:
+    """What SAC-Discrete learns: the policy pi_phi, the critics Q_theta1,2 and their targets, log alpha, and one Adam
+    with a parameter group per network."""
+
+    actor: Actor
+    qf1: SoftQNetwork
+    qf2: SoftQNetwork
+    qf1_target: SoftQNetwork
+    qf2_target: SoftQNetwork
+    log_alpha: torch.Tensor  # alpha = exp(log_alpha) stays > 0 whatever step log_alpha takes
+    optimizer: Adam  # groups theta_1 and theta_2, phi (and log_alpha), each with its own loss
+    target_entropy: float  # H-bar, a fraction of the uniform policy's entropy
+
+
+def update(batch: Batch, agent: Agent, args: Args) -> dict:
     """One gradient step on J_Q(theta_1), J_Q(theta_2), J_pi(phi) (and J(alpha) with --autotune), all at the
-    current parameters. Returns (losses, alpha)."""
+    current parameters. With --compile, the whole of it is one compiled graph. Returns the losses and alpha, as
+    tensors (reading them would sync the device)."""
+    alpha = agent.log_alpha.detach().exp()
     # J_Q(theta_i) = E_D[ 1/2 (Q_theta_i(s, a) - y)^2 ]  (Eq. 2), y from the target networks (Eq. 10)
     with torch.no_grad():
-        next_log_pi = actor(batch.next_obs)
-        y = soft_q_target(batch.rewards, batch.terminations, qf1_target(batch.next_obs), qf2_target(batch.next_obs),
-                          next_log_pi, alpha, args.gamma)  # fmt: skip
-    q1, q2 = qf1(batch.obs), qf2(batch.obs)  # Q_theta_i(s, .) for all actions: (B, |A|)
+        next_log_pi = agent.actor(batch.next_obs)
+        next_q1, next_q2 = agent.qf1_target(batch.next_obs), agent.qf2_target(batch.next_obs)
+        y = soft_q_target(batch.rewards, batch.terminations, next_q1, next_q2, next_log_pi, alpha, args.gamma)
+    q1, q2 = agent.qf1(batch.obs), agent.qf2(batch.obs)  # Q_theta_i(s, .) for all actions: (B, |A|)
     qf1_values = q1.gather(1, batch.actions.unsqueeze(1)).squeeze(1)  # Q_theta_i(s, a) of the stored action
     qf2_values = q2.gather(1, batch.actions.unsqueeze(1)).squeeze(1)
     qf1_loss = 0.5 * F.mse_loss(qf1_values, y)
     qf2_loss = 0.5 * F.mse_loss(qf2_values, y)
 
     # J_pi and J(alpha) at the same states; J_pi reuses the critics' Q(s, .) as constants (no second forward pass).
-    log_pi = actor(batch.obs)
+    log_pi = agent.actor(batch.obs)
     actor_loss = actor_loss_fn(log_pi, q1, q2, alpha)
-    alpha_loss = alpha_loss_fn(log_alpha, log_pi, target_entropy) if args.autotune else None
 
-    # The losses share no parameter (separate encoders; each target and Q in J_pi a constant), so the gradient
-    # of their sum is each loss's own gradient, and one Adam with a parameter group per network (Adam treats
-    # every parameter on its own) takes all the steps: one backward pass, one optimizer call.
-    total = qf1_loss + qf2_loss + actor_loss + (0.0 if alpha_loss is None else alpha_loss)
-    optimizer.zero_grad(set_to_none=True)
-    total.backward()
-    optimizer.step()
-
+    # Each network descends its own loss, every gradient taken at the current parameters: theta_1 and theta_2
+    # J_Q (separate encoders), phi J_pi and, with --autotune, log_alpha J(alpha).
     entropy = -(log_pi.exp() * log_pi).sum(1).mean()  # H(pi(.|s)), to compare with H-bar
     losses = {"qf1_values": qf1_values.detach().mean(), "qf2_values": qf2_values.detach().mean(),
               "qf1_loss": qf1_loss.detach(), "qf2_loss": qf2_loss.detach(), "qf_loss": (qf1_loss + qf2_loss).detach(),
               "actor_loss": actor_loss.detach(), "entropy": entropy.detach()}  # fmt: skip
-    if alpha_loss is None:  # a fixed alpha
-        return losses, alpha
-    return {**losses, "alpha_loss": alpha_loss.detach()}, log_alpha.detach().exp()
+    if args.autotune:
+        alpha_loss = alpha_loss_fn(agent.log_alpha, log_pi, agent.target_entropy)
+        agent.optimizer.step(qf1_loss + qf2_loss, actor_loss, alpha_loss)
+        losses["alpha_loss"] = alpha_loss.detach()
+    else:
+        agent.optimizer.step(qf1_loss + qf2_loss, actor_loss)
+    return {**losses, "alpha": agent.log_alpha.detach().exp()}
 
 
-@torch.no_grad()
-def polyak_update(target: nn.Module, source: nn.Module, tau: float) -> None:
-    """theta_bar <- tau theta + (1 - tau) theta_bar, in one fused op over all parameters (tau = 1: an exact copy,
-    as lerp computes theta - (theta - theta_bar)(1 - tau) for tau >= 0.5)."""
-    torch._foreach_lerp_(list(target.parameters()), list(source.parameters()), tau)
+def make_agent(args: Args, n_actions: int, device: torch.device) -> Agent:
+    """The networks at their initial weights, theta_bar_i = theta_i, alpha = 1 (--autotune) or --alpha, the Adam."""
+    actor = Actor(n_actions).to(device)
+    qf1, qf2 = SoftQNetwork(n_actions).to(device), SoftQNetwork(n_actions).to(device)
+    qf1_target, qf2_target = SoftQNetwork(n_actions).to(device), SoftQNetwork(n_actions).to(device)
+    qf1_target.load_state_dict(qf1.state_dict())  # theta_bar_i <- theta_i
+    qf2_target.load_state_dict(qf2.state_dict())
+    log_alpha = torch.tensor([0.0 if args.autotune else math.log(args.alpha)], device=device)
+    # One Adam, a parameter group per network: Adam treats each parameter on its own, so this is the same as one
+    # optimizer each, with one step call.
+    groups = [([*qf1.parameters(), *qf2.parameters()], args.q_lr), (actor.parameters(), args.policy_lr)]
+    if args.autotune:
+        log_alpha.requires_grad_(True)
+        groups.append(([log_alpha], args.q_lr))
+    target_entropy = args.target_entropy_scale * math.log(n_actions)  # H-bar, a fraction of the uniform's entropy
+    return Agent(actor, qf1, qf2, qf1_target, qf2_target, log_alpha, Adam(*groups, eps=args.adam_eps), target_entropy)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -447,43 +532,22 @@ def train(args: Args, given: set[str] | None = None) -> None:
     if args.eval_model:
         return evaluate_saved_model(args)
     args, checkpoint = load_checkpoint(args, given) if args.resume else (args, None)
-    n_actions = check_inputs(args)
+    n_actions = check_inputs(args, given)
     device, run_name, run_dir, writer = setup_run(args, checkpoint)
 
     envs = make_vector_env(args)
-    actor = Actor(n_actions).to(device)
-    qf1, qf2 = SoftQNetwork(n_actions).to(device), SoftQNetwork(n_actions).to(device)
-    qf1_target, qf2_target = SoftQNetwork(n_actions).to(device), SoftQNetwork(n_actions).to(device)
-    qf1_target.load_state_dict(qf1.state_dict())  # theta_bar_i <- theta_i
-    qf2_target.load_state_dict(qf2.state_dict())
-
-    # Temperature: alpha = exp(log_alpha) keeps alpha > 0 for any gradient step on log_alpha.
-    target_entropy = args.target_entropy_scale * math.log(n_actions)  # H-bar, a fraction of the uniform's entropy
-    log_alpha = torch.tensor([0.0 if args.autotune else math.log(args.alpha)], device=device)
-    alpha = log_alpha.exp()  # a tensor, never a Python float: reading it back would sync the device
-    # One Adam, a parameter group per network: Adam treats each parameter on its own, so this is the same as one
-    # optimizer each, with one step call. fused=True: one kernel per device instead of a dozen small ops a tensor.
-    param_groups = [{"params": [*qf1.parameters(), *qf2.parameters()], "lr": args.q_lr},
-                    {"params": actor.parameters(), "lr": args.policy_lr}]  # fmt: skip
-    if args.autotune:
-        log_alpha.requires_grad_(True)
-        param_groups.append({"params": [log_alpha], "lr": args.q_lr})
-    optimizer = torch.optim.Adam(param_groups, eps=args.adam_eps, fused=True)
+    agent = make_agent(args, n_actions, device)
 
     rb = FrameReplayBuffer(args.buffer_size, args.num_envs, device)
     log, progress = RunLog(writer, args.num_envs), Progress(args.total_timesteps)
     eval_env, last_eval, losses = make_env(args.env_id, train=False, render=args.capture_video), None, {}
     obs, _ = envs.reset(seed=args.seed)
     rb.reset(obs)
-    # What a checkpoint holds besides the buffer and the loop's state:
-    saved = {"actor": actor, "qf1": qf1, "qf2": qf2, "qf1_target": qf1_target, "qf2_target": qf2_target,
-             "optimizer": optimizer}  # fmt: skip
     first_iteration = 1
     if checkpoint:  # every network, optimizer, random generator, emulator and wrapper as the checkpoint left them
-        first_iteration, (obs, alpha, losses, last_eval) = restore_checkpoint(checkpoint, saved, log_alpha, rb, envs,
-                                                                              log, device)  # fmt: skip
+        first_iteration, (obs, losses, last_eval) = restore_checkpoint(checkpoint, agent, rb, envs, log, device)
         checkpoint = None  # its memory map of the file is no longer needed
-    update_step = compiled_update(args)  # update, or its compiled form
+    sac_update = compiled_update(args, agent, given)  # update(batch, agent, args), compiled with --compile
     stop = StopSignals()
     quiet_garbage_collector()
     iteration, global_step = first_iteration - 1, (first_iteration - 1) * args.num_envs  # if nothing is left to do
@@ -495,7 +559,7 @@ def train(args: Args, given: set[str] | None = None) -> None:
             actions = torch.randint(0, n_actions, (args.num_envs,))
         else:
             with torch.no_grad():
-                actions = actor.sample(torch.as_tensor(obs, device=device))
+                actions = agent.actor.sample(torch.as_tensor(obs, device=device))
         actions = actions.cpu().numpy()
         next_obs, rewards, terminations, truncations, real_next_obs, games = step_envs(envs, actions)
         log.check_finite(global_step, reward=rewards)  # the frames are uint8: always finite
@@ -512,20 +576,16 @@ def train(args: Args, given: set[str] | None = None) -> None:
         if global_step > args.learning_starts:
             new_steps = min(args.num_envs, global_step - args.learning_starts)  # this step's env steps past the start
             for _ in range(crossings(global_step, new_steps, args.update_frequency)):  # several with many sub-envs
-                batch = rb.sample(args.batch_size)
-                step_losses, alpha = update_step(batch, actor, qf1, qf2, qf1_target, qf2_target, optimizer,
-                                                 alpha, log_alpha, target_entropy, args)  # fmt: skip
-                losses.update(step_losses)
+                losses |= sac_update(rb.sample(args.batch_size))
             for _ in range(crossings(global_step, new_steps, args.target_network_frequency)):
-                polyak_update(qf1_target, qf1, args.tau)
-                polyak_update(qf2_target, qf2, args.tau)
+                polyak_update(agent.qf1_target, agent.qf1, args.tau)
+                polyak_update(agent.qf2_target, agent.qf2, args.tau)
 
-        log.maybe_losses(losses, alpha, global_step)
-        last_eval = maybe_evaluate(args, actor, eval_env, global_step, writer, run_name, device, last_eval)
+        log.maybe_losses(losses, global_step)
+        last_eval = maybe_evaluate(args, agent.actor, eval_env, global_step, writer, run_name, device, last_eval)
         progress.update(global_step, log.recent_return(), last_eval)
         if checkpoint_due(args, global_step, stop.requested):
-            save_checkpoint(args, run_name, run_dir, iteration, saved, log_alpha, rb, envs, log,
-                            (obs, alpha, losses, last_eval))  # fmt: skip
+            save_checkpoint(args, run_name, run_dir, iteration, agent, rb, envs, log, (obs, losses, last_eval))
         if stop.requested:
             break
 
@@ -533,9 +593,9 @@ def train(args: Args, given: set[str] | None = None) -> None:
     if stop.requested:
         stop.report(args, run_dir, global_step)
     else:
-        final_evaluation(args, actor, eval_env, global_step, writer, run_name, device, last_eval)
+        final_evaluation(args, agent.actor, eval_env, global_step, writer, run_name, device, last_eval)
     if args.save_model:
-        save_model(args, run_dir, actor, qf1, qf2, qf1_target, qf2_target, log_alpha)
+        save_model(args, run_dir, agent)
     envs.close()
     eval_env.close()
     writer.close()
@@ -550,8 +610,9 @@ def fail(message: str) -> None:
     raise SystemExit(2)
 
 
-def check_inputs(args: Args) -> int:
-    """Validate the flags and the environment; return the number of actions |A|."""
+def check_inputs(args: Args, given: set[str] | None = None) -> int:
+    """Validate the flags and the environment; return the number of actions |A|. `given`: the flags on the command
+    line (a --compile given where compiling cannot work is refused; otherwise it falls back to --no-compile)."""
     positive = ["total_timesteps", "num_envs", "buffer_size", "batch_size", "update_frequency",
                 "target_network_frequency", "eval_frequency", "eval_episodes", "threads"]  # fmt: skip
     for name in positive:
@@ -585,8 +646,17 @@ def check_inputs(args: Args) -> int:
     if args.cudagraphs and not on_cuda:
         why = ": torch sees none here" if args.cuda else ", and --no-cuda was given"
         fail(f"--cudagraphs needs a CUDA device{why}")
+    if (args.compile or args.cudagraphs) and not torch._dynamo.is_inductor_supported():
+        if "compile" in (given or ()) or args.cudagraphs:
+            fail(f"--compile: torch.compile does not work on this platform (Python {sys.version.split()[0]})")
+        print("torch.compile does not work on this platform: the update runs eagerly (--no-compile)")
+        args.compile = False
     if args.compile and not on_cuda and shutil.which(os.environ.get("CXX", "g++")) is None:
-        fail("--compile on the CPU needs a C++ compiler (g++, or the one named by $CXX); none was found")
+        if "compile" in (given or ()):
+            fail("--compile on the CPU needs a C++ compiler (g++, or the one named by $CXX); none was found")
+        print("no C++ compiler (g++, or the one named by $CXX) to compile the update for the CPU: it runs eagerly "
+              "(--no-compile); install g++ to compile it")  # fmt: skip
+        args.compile = False
     if args.track:
         try:
             import wandb  # noqa: F401
@@ -679,21 +749,38 @@ def check_writable(run_dir: str) -> None:
         fail(f"cannot write the run directory {run_dir}: {e.strerror or e}")
 
 
-def compiled_update(args: Args):
-    """The update step: as written (eager), or with --compile as a torch.compile graph, and with --cudagraphs
-    also recorded once and replayed as a CUDA graph (torch.compile's "reduce-overhead" mode)."""
+def compiled_update(args: Args, agent: Agent, given: set[str] | None = None):
+    """update() with this run's agent and args: as written with --no-compile; otherwise torch.compile'd, each kind of
+    step (by its flags: update_targets, ...) one whole graph, compiled at its first call (which prints how long it
+    took), and with --cudagraphs replayed as one CUDA graph (torch.compile's "reduce-overhead" mode)."""
+    step = functools.partial(update, agent=agent, args=args)
     if not (args.compile or args.cudagraphs):
-        return update
-    step = torch.compile(update, mode="reduce-overhead" if args.cudagraphs else None)
-    if not args.cudagraphs:
         return step
+    torch._dynamo.config.trace_autograd_ops = True  # torch.autograd.grad (in Adam.step) inside the graph, not a break
+    if args.cudagraphs:  # what each step updates in place keeps its memory, so that a CUDA graph may write to it
+        parts = vars(agent).values()
+        networks = [p for part in parts if isinstance(part, nn.Module) for p in part.parameters()]
+        optimizers = [t for part in parts if isinstance(part, Adam) for t in part.tensors()]
+        for tensor in [agent.log_alpha, *networks, *optimizers]:
+            torch._dynamo.mark_static_address(tensor)
+    compiled = torch.compile(step, fullgraph=True, mode="reduce-overhead" if args.cudagraphs else None)
+    kinds_compiled = set()
 
-    def replayed(*inputs):
-        torch.compiler.cudagraph_mark_step_begin()  # each call is a new step: its graph may reuse memory
-        # A replay overwrites the graph's previous outputs: keep copies of what the loop holds on to.
-        return torch.utils._pytree.tree_map_only(torch.Tensor, torch.clone, step(*inputs))
+    def run(batch: Batch, **when: bool) -> dict:
+        start = time.perf_counter()
+        if args.cudagraphs:
+            torch.compiler.cudagraph_mark_step_begin()  # each call is a new step: its graph may reuse memory
+        losses = compiled(batch, **when)
+        if args.cudagraphs:  # a replay overwrites the graph's previous outputs: keep copies of what the loop holds
+            losses = {name: value.clone() for name, value in losses.items()}
+        if tuple(when.items()) not in kinds_compiled:
+            kinds_compiled.add(tuple(when.items()))
+            kind = ", ".join(f"{name}={value}" for name, value in when.items())
+            kind = f" ({kind})" if kind else ""
+            print(f"torch.compile: the update{kind} compiled in {time.perf_counter() - start:.1f} s", flush=True)
+        return losses
 
-    return replayed
+    return run
 
 
 def quiet_garbage_collector() -> None:
@@ -736,7 +823,7 @@ class RunLog:
         self.recent.extend(state["recent"])
         self.sps_step = state["sps_step"]
 
-    def maybe_losses(self, losses: dict, alpha: torch.Tensor, global_step: int) -> None:
+    def maybe_losses(self, losses: dict, global_step: int) -> None:
         if not crossings(global_step, self.num_envs, 100):
             return
         now = time.time()
@@ -744,7 +831,7 @@ class RunLog:
         self.writer.add_scalar("charts/SPS", sps, global_step)
         self.sps_time, self.sps_step = now, global_step
         if losses:
-            values = {name: value.item() for name, value in {**losses, "alpha": alpha}.items()}
+            values = {name: value.item() for name, value in losses.items()}
             self.check_finite(global_step, **values)
             for name, value in values.items():
                 self.writer.add_scalar(f"losses/{name}", value, global_step)
@@ -846,16 +933,17 @@ def final_evaluation(args, actor, eval_env, global_step, writer, run_name, devic
           f"over {args.eval_episodes} games")  # fmt: skip
 
 
-def save_model(args, run_dir, actor, qf1, qf2, qf1_target, qf2_target, log_alpha) -> None:
+def save_model(args, run_dir, agent: Agent) -> None:
     path = f"{run_dir}/{args.exp_name}.pt"
-    modules = {"actor": actor, "qf1": qf1, "qf2": qf2, "qf1_target": qf1_target, "qf2_target": qf2_target}
-    state = {name: module.state_dict() for name, module in modules.items()}
-    state["log_alpha"] = log_alpha.detach().cpu()
+    state = {name: getattr(agent, name).state_dict() for name in ("actor", "qf1", "qf2", "qf1_target", "qf2_target")}
+    state["log_alpha"] = agent.log_alpha.detach().cpu()
     torch.save({"script": "sac_discrete_atari", "args": asdict(args), **state}, path)
     print(f"model saved to {path}; evaluate it with: python {os.path.basename(__file__)} --eval-model {path}")
 
 
 # Checkpoints: everything the run needs to go on exactly as if it had not stopped.
+CHECKPOINT_FORMAT = 2  # 2: the Adam written out (Adam above); 1 (no "format"): torch.optim's
+SAVED = ("actor", "qf1", "qf2", "qf1_target", "qf2_target", "optimizer")  # the Agent's parts with a state_dict
 RESUMABLE = {"resume", "total_timesteps", "checkpoint_frequency", "eval_frequency", "eval_episodes", "eval_greedy",
              "capture_video", "save_model", "threads", "cuda", "compile", "cudagraphs", "track", "wandb_project_name",
              "wandb_entity"}  # fmt: skip
@@ -874,22 +962,23 @@ def checkpoint_due(args: Args, global_step: int, stop_requested) -> bool:
     )
 
 
-def save_checkpoint(args, run_name, run_dir, iteration, saved, log_alpha, rb, envs, log, loop) -> None:
+def save_checkpoint(args, run_name, run_dir, iteration, agent, rb, envs, log, loop) -> None:
     """Write {run_dir}/checkpoint.pt atomically: into a temporary file, flushed to the disk, then renamed over the
     previous checkpoint, so that a crash or a full disk mid-write leaves the previous checkpoint whole."""
-    obs, alpha, losses, last_eval = loop
+    obs, losses, last_eval = loop
     global_step = iteration * args.num_envs
-    log.check_finite(global_step, **{name: value.item() for name, value in {**losses, "alpha": alpha}.items()})
+    log.check_finite(global_step, **{name: value.item() for name, value in losses.items()})
     state = {
-        "script": "sac_discrete_atari", "args": asdict(args), "run_name": run_name, "iteration": iteration,
-        **{name: module.state_dict() for name, module in saved.items()}, "log_alpha": log_alpha.detach().cpu(),
-        "loop": {"obs": torch.from_numpy(obs.copy()), "alpha": alpha.cpu(), "last_eval": last_eval,
+        "script": "sac_discrete_atari", "format": CHECKPOINT_FORMAT, "args": asdict(args), "run_name": run_name,
+        "iteration": iteration, **{name: getattr(agent, name).state_dict() for name in SAVED},
+        "log_alpha": agent.log_alpha.detach().cpu(),
+        "loop": {"obs": torch.from_numpy(obs.copy()), "last_eval": last_eval,
                  "losses": {name: value.cpu() for name, value in losses.items()}},
         # The frame store, not stacks, and of each sub-env's ring only the slots written so far.
         "buffer": {"head": torch.from_numpy(rb.head.copy()), "written": rb.written,
                    **{name: [filled_part(getattr(rb, name)[i], rb.written) for i in range(rb.num_envs)]
                       for name in BUFFER_FIELDS}},
-        "log": log.state(), "rng": rng_state(log_alpha.device), "envs": [env_state(env) for env in envs.envs],
+        "log": log.state(), "rng": rng_state(agent.log_alpha.device), "envs": [env_state(env) for env in envs.envs],
     }  # fmt: skip
     state["checksum"] = checksum(state)
     path = os.path.join(run_dir, "checkpoint.pt")
@@ -947,6 +1036,10 @@ def load_checkpoint(args: Args, given: set[str] | None = None) -> tuple[Args, di
              + (f" (it is {script}.py's)" if script else ""))  # fmt: skip
     if checkpoint.pop("checksum", None) != checksum(checkpoint):
         fail(f"--resume {path}: the file is corrupted (its contents do not match the checksum written with them)")
+    if checkpoint.get("format", 1) != CHECKPOINT_FORMAT:
+        found = checkpoint.get("format", 1)
+        fail(f"--resume {path}: written by an older sac_discrete_atari.py (checkpoint format {found}, this one "
+             f"reads {CHECKPOINT_FORMAT}); resume it with that version")  # fmt: skip
     defaults, resumed = asdict(Args()), dict(checkpoint["args"])
     if given is None:
         given = {name for name, value in asdict(args).items() if value != defaults[name]}
@@ -972,13 +1065,13 @@ def flags_given(argv: list[str]) -> set[str]:
     return {name[3:] if name.startswith("no_") and name[3:] in names else name for name in given} & names
 
 
-def restore_checkpoint(checkpoint, saved, log_alpha, rb, envs, log, device):
+def restore_checkpoint(checkpoint, agent, rb, envs, log, device):
     """Put the checkpoint's state back into the freshly built run; returns (the first iteration to run, the loop's
     state)."""
-    for name, module in saved.items():
-        module.load_state_dict(checkpoint[name])
+    for name in SAVED:
+        getattr(agent, name).load_state_dict(checkpoint[name])
     with torch.no_grad():
-        log_alpha.copy_(checkpoint["log_alpha"])
+        agent.log_alpha.copy_(checkpoint["log_alpha"])
     buffer = checkpoint["buffer"]
     for name in BUFFER_FIELDS:
         for i, part in enumerate(buffer[name]):
@@ -990,8 +1083,7 @@ def restore_checkpoint(checkpoint, saved, log_alpha, rb, envs, log, device):
     set_rng_state(checkpoint["rng"], device)
     loop = checkpoint["loop"]
     losses = {name: value.to(device) for name, value in loop["losses"].items()}
-    return checkpoint["iteration"] + 1, (loop["obs"].numpy(), loop["alpha"].to(device), losses,
-                                         loop["last_eval"])  # fmt: skip
+    return checkpoint["iteration"] + 1, (loop["obs"].numpy(), losses, loop["last_eval"])
 
 
 def rng_state(device: torch.device) -> dict:

@@ -53,8 +53,7 @@ def main() -> None:
     torch.set_num_threads(1)
     envs = atari.make_vector_env(atari.Args(env_id=args.env_id))
     n_actions = envs.single_action_space.n
-    actor, *critics = [atari.Actor(n_actions)] + [atari.SoftQNetwork(n_actions) for _ in range(4)]
-    optimizer = torch.optim.Adam([p for net in (actor, *critics[:2]) for p in net.parameters()], fused=True)
+    agent = atari.make_agent(atari.Args(env_id=args.env_id), n_actions, torch.device("cpu"))  # Adam's moments too
     rb = atari.FrameReplayBuffer(args.buffer_size, 1, torch.device("cpu"))
     print(f"before the buffer is written: resident {resident_gb():.2f} GB (torch, the networks, the envs)")
 
@@ -74,7 +73,6 @@ def main() -> None:
         for store in (rb.actions, rb.rewards, rb.terminations, rb.age, rb.starts):
             store[0, first:last] = 1
     rb.written = rb.slots
-    optimizer.step()  # Adam's moments, allocated as in training
     batch = rb.sample(64)
     assert batch.obs.shape == (64, 4, 84, 84)
     stored = sum(t.nbytes for t in (rb.frames, rb.actions, rb.rewards, rb.terminations, rb.age, rb.starts))
@@ -88,26 +86,23 @@ def main() -> None:
         f"(storing obs and next_obs as stacks of 4, CleanRL's layout, would need {stacks / 1e9:.1f} GB for the frames)"
     )
     if args.checkpoint_dir:
-        saved = {"actor": actor, "qf1": critics[0], "qf2": critics[1], "qf1_target": critics[2],
-                 "qf2_target": critics[3], "optimizer": optimizer}  # fmt: skip
-        time_checkpoint(atari, args, saved, rb, envs, obs)
+        time_checkpoint(atari, args, agent, rb, envs, obs)
 
 
-def time_checkpoint(atari, args, saved, rb, envs, obs) -> None:
+def time_checkpoint(atari, args, agent, rb, envs, obs) -> None:
     from torch.utils.tensorboard import SummaryWriter
 
     run_args = atari.Args(env_id=args.env_id, buffer_size=args.buffer_size, checkpoint_frequency=1)
-    log, log_alpha = atari.RunLog(SummaryWriter(args.checkpoint_dir), 1), torch.zeros(1)
+    log = atari.RunLog(SummaryWriter(args.checkpoint_dir), 1)
     start = time.time()
-    atari.save_checkpoint(run_args, "buffer_memory", args.checkpoint_dir, 1, saved, log_alpha, rb, envs, log,
-                          (obs, log_alpha.exp(), {}, None))  # fmt: skip
+    atari.save_checkpoint(run_args, "buffer_memory", args.checkpoint_dir, 1, agent, rb, envs, log, (obs, {}, None))
     size = os.path.getsize(os.path.join(args.checkpoint_dir, "checkpoint.pt"))
     print(f"checkpoint of the full buffer: {size / 1e9:.2f} GB written and synced in {time.time() - start:.1f} s; "
           f"peak resident memory now {peak_gb():.2f} GB")  # fmt: skip
     start, before = time.time(), anonymous_gb()
     _, checkpoint = atari.load_checkpoint(atari.Args(resume=args.checkpoint_dir))
     loaded = time.time()
-    atari.restore_checkpoint(checkpoint, saved, log_alpha, rb, envs, log, torch.device("cpu"))
+    atari.restore_checkpoint(checkpoint, agent, rb, envs, log, torch.device("cpu"))
     restored = time.time()
     print(f"resume: loaded and checked in {loaded - start:.1f} s, restored into the buffer in {restored - loaded:.1f} "
           f"s; the process's own (anonymous) memory {before:.2f} GB before, {anonymous_gb():.2f} GB after")  # fmt: skip

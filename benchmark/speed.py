@@ -34,8 +34,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ["sac_continuous_action.py", "sac_v1_value.py"]  # those that exist are measured
 ATARI_SCRIPTS = ["sac_discrete_atari.py"]  # for Atari ids
-CPU_MODES = {"eager": ["--no-cuda"], "compile": ["--no-cuda", "--compile"]}
-CUDA_MODES = {"cuda": ["--cuda"], "cuda+compile": ["--cuda", "--compile"],
+CPU_MODES = {"eager": ["--no-cuda", "--no-compile"], "compile": ["--no-cuda", "--compile"]}
+CUDA_MODES = {"cuda": ["--cuda", "--no-compile"], "cuda+compile": ["--cuda", "--compile"],
               "cuda+compile+cudagraphs": ["--cuda", "--compile", "--cudagraphs"]}  # fmt: skip
 PEERS = {"stable-baselines3": "stable_baselines3", "sbx": "sbx"}  # mode -> the module whose SAC it times
 

@@ -13,6 +13,10 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTINUOUS = ["sac_continuous_action", "sac_v1_value"]  # the scripts for Box actions, alike outside the algorithm
+SCRIPTS = [*CONTINUOUS, "sac_discrete_atari"]  # all three
+# Runs a test starts are eager (--no-compile), one thread: compiling takes a minute, and only tests about compiling
+# (tests/test_compile.py) pay for it. A test that wants the compiled update adds --compile after these.
+EAGER = ["--threads", "1", "--no-compile"]
 sys.path.insert(0, str(ROOT))
 torch.set_num_threads(1)
 
@@ -44,13 +48,13 @@ def atari():
 def run_script(*flags: str, cwd: Path, script: str = "sac_continuous_action", timeout: float = 600):
     """Run a script with `flags` in `cwd` (runs/ and videos/ land there); stdout and stderr captured."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.run([sys.executable, str(ROOT / f"{script}.py"), "--threads", "1", *flags], cwd=cwd,
+    return subprocess.run([sys.executable, str(ROOT / f"{script}.py"), *EAGER, *flags], cwd=cwd,
                           env=env, capture_output=True, text=True, timeout=timeout)  # fmt: skip
 
 
 def start(script: str, *flags: str, cwd: Path) -> subprocess.Popen:
     """Start a script with `flags` in `cwd` and return at once (run_script waits for the end)."""
-    command = [sys.executable, str(ROOT / f"{script}.py"), "--threads", "1", *flags]
+    command = [sys.executable, str(ROOT / f"{script}.py"), *EAGER, *flags]
     return subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

@@ -307,6 +307,6 @@ def test_every_multiple_of_the_update_frequency_makes_an_update_with_many_sub_en
            "1200", "--eval-episodes", "1", "--checkpoint-frequency", "1200", "--no-cuda", cwd=tmp_path,
            script="sac_discrete_atari")  # fmt: skip
     optimizer = torch.load(run_dir(tmp_path) / "checkpoint.pt", weights_only=True)["optimizer"]
-    assert {int(state["step"]) for state in optimizer["state"].values()} == {200}
+    assert int(optimizer["t"]) == 200  # Adam's steps
     assert [atari.crossings(step, 8, 4) for step in (8, 16, 404)] == [2, 2, 2]
     assert [atari.crossings(step, 8, 100) for step in (96, 104, 200, 208)] == [0, 1, 1, 0]

@@ -7,7 +7,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from conftest import CONTINUOUS, CounterEnv, collect, run_script
+from conftest import CONTINUOUS, SCRIPTS, CounterEnv, collect, run_script
 
 gym.register("tests/CounterTerminating-v0", entry_point=CounterEnv, kwargs={"terminate_at": 3},
              max_episode_steps=5)  # fmt: skip
@@ -184,3 +184,18 @@ def test_progress_in_a_log_file_every_5_percent_every_30_seconds_and_at_every_ev
         printed += [line.split("/")[0] for line in capsys.readouterr().out.splitlines()]
     # 30 s after the start (step 300), 5% (500), an evaluation (600), and the end.
     assert printed == ["step   300", "step   500", "step   600", "step 10000"]
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_without_a_cpp_compiler_the_default_is_eager_and_an_explicit_compile_is_refused(script, monkeypatch, capsys):
+    module = importlib.import_module(script)
+    monkeypatch.setenv("CXX", "no-such-c++-compiler")  # what the scripts (and inductor) take for the C++ compiler
+    flags = dict(env_id="BreakoutNoFrameskip-v4" if script == "sac_discrete_atari" else "Pendulum-v1", cuda=False,
+                 buffer_size=10_000)  # fmt: skip
+    args = module.Args(**flags)
+    module.check_inputs(args, given=set())  # --compile at its default: eager, with a notice
+    assert args.compile is False and "no C++ compiler" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as stop:
+        module.check_inputs(module.Args(**flags), given={"compile"})  # --compile on the command line: refused
+    error = capsys.readouterr().err
+    assert stop.value.code == 2 and error.count("\n") == 1 and "--compile on the CPU needs a C++ compiler" in error

@@ -18,7 +18,7 @@ DMC = [f"dm_control/{task}-v0" for task in ["cartpole-swingup", "reacher-hard", 
                                              "humanoid-walk"]]  # fmt: skip
 ATARI = [f"{game}NoFrameskip-v4" for game in ["Pong", "Breakout", "BeamRider"]]
 SWEEP = {"ENVS": "Pendulum-v1 NoSuchEnv-v0", "SEEDS": "1 2", "STEPS": "1500", "WORKERS": "2",
-         "EXTRA_ARGS": "--learning-starts 1000 --batch-size 64 --eval-episodes 2"}  # fmt: skip
+         "EXTRA_ARGS": "--learning-starts 1000 --batch-size 64 --eval-episodes 2 --no-compile"}  # fmt: skip
 
 
 def sweep(*args, cwd, sh="sac_continuous_action.sh", **variables):
@@ -45,7 +45,7 @@ def test_the_environment_overrides_the_sweeps_lists_and_extra_args_reach_the_scr
         assert line.startswith(f"cd {tmp_path / 'here'} && ")
         assert (f"sac_continuous_action.py --env-id {env_id} --seed {seed} --total-timesteps 1500 --threads "
                 f"{max(1, len(os.sched_getaffinity(0)) // 2)} --learning-starts 1000 --batch-size 64 --eval-episodes "
-                f"2 > {tmp_path / 'here' / 'logs' / f'{env_id}__{seed}.log'} 2>&1") in line  # fmt: skip
+                f"2 --no-compile > {tmp_path / 'here' / 'logs' / f'{env_id}__{seed}.log'} 2>&1") in line  # fmt: skip
 
     # Without overrides: the published sweeps, environments x 3 seeds.
     for sh, script, envs, steps in [
@@ -79,7 +79,7 @@ def test_a_sweep_runs_every_run_to_its_log_and_names_the_failed_ones(pendulum_sw
 
 def test_logs_are_written_while_runs_go_and_a_stopped_sweep_stops_its_runs(tmp_path):
     env = {**os.environ, "ENVS": "Pendulum-v1", "SEEDS": "1 2 3", "STEPS": "20000", "WORKERS": "2",
-           "EXTRA_ARGS": "--learning-starts 500"}  # fmt: skip
+           "EXTRA_ARGS": "--learning-starts 500 --no-compile"}  # fmt: skip
     launcher = subprocess.Popen([sys.executable, str(ROOT / "benchmark" / "launch.py"), "sac_continuous_action.py",
                                  "--envs", "Hopper-v5", "--out", str(tmp_path)], env=env, stdout=subprocess.PIPE,
                                 text=True)  # fmt: skip

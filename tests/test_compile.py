@@ -1,28 +1,44 @@
-"""--compile: the compiled update steps compute what the eager ones do (on the CPU, inductor's C++ kernels),
-in all three scripts."""
+"""The compiled update (the default, --compile): each kind of step is one graph with no break, and it computes what
+the eager update (--no-compile) does, in all three scripts. The only tests that compile (on the CPU: inductor's C++)."""
 
 import copy
-import math
+import dataclasses
+import importlib
 
 import pytest
 import torch
+import torch._dynamo.utils
 import torch._inductor.config
 
+CPU = torch.device("cpu")
 
-def train_a_little(sac, update_q, update_pi, nets, batches):
-    """Three rounds of critic step, policy step (with alpha) and Polyak update; the losses and final parameters."""
-    actor, qf, qf_target, log_alpha = nets
-    q_optimizer = torch.optim.Adam(qf.parameters(), lr=1e-3, fused=True)
-    policy_optimizer = torch.optim.Adam([{"params": actor.parameters()}, {"params": [log_alpha]}], lr=1e-3, fused=True)
-    alpha, losses = log_alpha.detach().exp(), []
-    for i, batch in enumerate(batches):
-        torch.manual_seed(100 + i)  # the same noise in both runs
-        losses.append(update_q(batch, actor, qf, qf_target, q_optimizer, alpha, 0.99))
-        actor_losses, alpha = update_pi(batch.obs, actor, qf, policy_optimizer, alpha, log_alpha, -2.0, True)
-        losses.append(actor_losses)
-        sac.polyak_update(qf_target, qf, 0.005)
-    params = [p.detach().clone() for net in (actor, qf, qf_target) for p in net.parameters()]
-    return losses, params + [log_alpha.detach().clone(), alpha]
+
+def continuous_batch(module, n=64):
+    return module.Batch(obs=torch.randn(n, 5), actions=torch.rand(n, 2) * 2 - 1, rewards=torch.randn(n),
+                        next_obs=torch.randn(n, 5), terminations=(torch.rand(n) < 0.2).float())  # fmt: skip
+
+
+def atari_batch(module, n=8):
+    frames = lambda: torch.randint(0, 256, (n, 4, 84, 84), dtype=torch.uint8)  # noqa: E731
+    return module.Batch(frames(), torch.randint(0, 4, (n,)), torch.randn(n), frames(), (torch.rand(n) < 0.2).float())
+
+
+# script -> (its Args, its agent, a minibatch, the kinds of step its loop makes: the flags of update())
+CASES = {
+    "sac_continuous_action": (
+        dict(policy_frequency=2, target_network_frequency=1),
+        lambda m, args: m.make_agent(args, 5, 2, CPU),
+        continuous_batch,
+        [dict(update_actor=False, update_targets=True), dict(update_actor=True, update_targets=True)],
+    ),
+    "sac_v1_value": (
+        dict(autotune=True, policy_reg=1e-3),
+        lambda m, args: m.make_agent(args, 5, 2, CPU),
+        continuous_batch,
+        [dict(update_targets=True)],
+    ),
+    "sac_discrete_atari": (dict(batch_size=8), lambda m, args: m.make_agent(args, 4, CPU), atari_batch, [{}]),
+}
 
 
 @pytest.fixture(autouse=True)
@@ -32,93 +48,59 @@ def eager_random_numbers():
         yield
 
 
-def random_batches(sac, n=3):
+def train_a_little(module, args, agent, batches, kinds):
+    """The update of compiled_update(args, agent), the kinds of step in turn, one per batch: the losses of each."""
+    update = module.compiled_update(args, agent)
+    losses = []
+    for i, batch in enumerate(batches):
+        torch.manual_seed(100 + i)  # the same noise in both runs
+        losses.append(update(batch, **kinds[i % len(kinds)]))
+    return losses
+
+
+def adams(agent) -> list:
+    parts = [getattr(agent, f.name) for f in dataclasses.fields(agent)]
+    return [part for part in parts if type(part).__name__ == "Adam"]
+
+
+def params(adam) -> list[torch.Tensor]:
+    return [p for group, _ in adam.groups for p in group]
+
+
+def tensors(agent) -> list[torch.Tensor]:
+    """Every tensor an update may change: the networks, log alpha, the Adams' moments and step counts."""
+    networks = [getattr(agent, f.name) for f in dataclasses.fields(agent)]
+    weights = [p for net in networks if isinstance(net, torch.nn.Module) for p in net.parameters()]
+    return [*weights, agent.log_alpha, *(t for adam in adams(agent) for t in adam.tensors())]
+
+
+@pytest.mark.parametrize("script", list(CASES))
+def test_the_compiled_update_is_one_graph_per_kind_of_step_and_computes_the_eager_updates_numbers(script, capsys):
+    module = importlib.import_module(script)
+    overrides, make_agent, make_batch, kinds = CASES[script]
+    args = module.Args(**overrides)
     torch.manual_seed(0)
-    return [sac.Batch(obs=torch.randn(64, 5), actions=torch.rand(64, 2) * 2 - 1, rewards=torch.randn(64),
-                      next_obs=torch.randn(64, 5), terminations=(torch.rand(64) < 0.2).float())
-            for _ in range(n)]  # fmt: skip
+    agent = make_agent(module, args)
+    batches = [make_batch(module) for _ in range(12)]
+    eager_agent, compiled_agent = copy.deepcopy(agent), copy.deepcopy(agent)
+    stepped = {id(adam): [p.clone() for p in params(adam)] for adam in adams(eager_agent)}
+    eager = train_a_little(module, dataclasses.replace(args, compile=False), eager_agent, batches, kinds)
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    compiled = train_a_little(module, dataclasses.replace(args, compile=True), compiled_agent, batches, kinds)
 
+    # One graph for each kind of step, no break, no recompilation after the first call of each kind.
+    assert dict(torch._dynamo.utils.counters["graph_break"]) == {}
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == len(kinds)
+    printed = capsys.readouterr().out
+    assert printed.count("torch.compile: the update") == len(kinds) and " compiled in " in printed
 
-def assert_same_run(compiled_losses, eager_losses, compiled_params, eager_params):
-    assert [set(losses) for losses in compiled_losses] == [set(losses) for losses in eager_losses]
-    for compiled, eager in zip(compiled_losses, eager_losses, strict=True):
-        for name in eager:
-            torch.testing.assert_close(compiled[name], eager[name], rtol=1e-4, atol=1e-5, msg=name)
-    for compiled, eager in zip(compiled_params, eager_params, strict=True):
-        torch.testing.assert_close(compiled, eager, rtol=1e-4, atol=1e-5)
-
-
-def test_compiled_updates_equal_eager_updates(sac):
-    batches = random_batches(sac)
-    actor, qf = sac.Actor(5, 2), sac.SoftQNetworks(5, 2)
-    nets = (actor, qf, copy.deepcopy(qf), torch.zeros(1, requires_grad=True))
-
-    eager_updates = sac.compiled_updates(sac.Args())
-    compiled_updates = sac.compiled_updates(sac.Args(compile=True))
-    assert list(eager_updates) == [sac.update_critics, sac.update_actor_and_alpha]
-    assert all(compiled is not eager for compiled, eager in zip(compiled_updates, eager_updates, strict=True))
-    eager_losses, eager_params = train_a_little(sac, *eager_updates, copy.deepcopy(nets), batches)
-    compiled_losses, compiled_params = train_a_little(sac, *compiled_updates, copy.deepcopy(nets), batches)
-    assert_same_run(compiled_losses, eager_losses, compiled_params, eager_params)
-    assert not torch.equal(eager_params[-1], torch.ones(1))  # alpha moved: the runs compared did learn
-
-
-def test_compiled_v1_update_equals_eager_update(v1):
-    batches = random_batches(v1)
-    nets = (
-        v1.Actor(5, 2),
-        v1.SoftQNetworks(5, 2),
-        v1.ValueNetwork(5),
-        v1.ValueNetwork(5),
-        torch.zeros(1, requires_grad=True),
-    )
-    args = v1.Args(autotune=True, policy_reg=1e-3)
-    assert v1.compiled_update(args) is v1.update
-
-    def train_a_little(update, nets):
-        actor, qf, vf, vf_target, log_alpha = nets
-        groups = [{"params": net.parameters()} for net in (vf, qf, actor)] + [{"params": [log_alpha]}]
-        optimizer, alpha, losses = torch.optim.Adam(groups, lr=1e-3, fused=True), log_alpha.detach().exp(), []
-        for i, batch in enumerate(batches):
-            torch.manual_seed(100 + i)
-            step_losses, alpha = update(batch, actor, qf, vf, vf_target, optimizer, alpha, log_alpha, -2.0, args)
-            losses.append(step_losses)
-            v1.polyak_update(vf_target, vf, 0.005)
-        return losses, [p.detach().clone() for net in nets[:4] for p in net.parameters()] + [alpha]
-
-    eager_losses, eager_params = train_a_little(v1.update, copy.deepcopy(nets))
-    compiled = v1.compiled_update(v1.Args(compile=True))
-    compiled_losses, compiled_params = train_a_little(compiled, copy.deepcopy(nets))
-    assert_same_run(compiled_losses, eager_losses, compiled_params, eager_params)
-    assert not torch.equal(eager_params[-1], torch.ones(1))  # alpha moved: the runs compared did learn
-
-
-def test_compiled_atari_update_equals_eager_update(atari):
-    torch.manual_seed(0)
-    n_actions, args = 4, atari.Args(batch_size=8)
-    frames = lambda: torch.randint(0, 256, (8, 4, 84, 84), dtype=torch.uint8)  # noqa: E731
-    batches = [atari.Batch(frames(), torch.randint(0, n_actions, (8,)), torch.randn(8), frames(),
-                           (torch.rand(8) < 0.2).float()) for _ in range(2)]  # fmt: skip
-    nets = (
-        atari.Actor(n_actions),
-        *(atari.SoftQNetwork(n_actions) for _ in range(4)),
-        torch.zeros(1, requires_grad=True),
-    )
-    assert atari.compiled_update(args) is atari.update
-
-    def train_a_little(update, nets):
-        actor, qf1, qf2, qf1_target, qf2_target, log_alpha = nets
-        groups = [{"params": [*qf1.parameters(), *qf2.parameters()]}, {"params": actor.parameters()},
-                  {"params": [log_alpha]}]  # fmt: skip
-        optimizer, alpha, losses = torch.optim.Adam(groups, lr=1e-3, eps=1e-4, fused=True), log_alpha.detach().exp(), []
-        for batch in batches:
-            step_losses, alpha = update(batch, *nets[:5], optimizer, alpha, log_alpha, 0.89 * math.log(n_actions), args)
-            losses.append(step_losses)
-            atari.polyak_update(qf1_target, qf1, 0.5)
-        return losses, [p.detach().clone() for net in nets[:5] for p in net.parameters()] + [alpha]
-
-    eager_losses, eager_params = train_a_little(atari.update, copy.deepcopy(nets))
-    compiled = atari.compiled_update(atari.Args(batch_size=8, compile=True))
-    compiled_losses, compiled_params = train_a_little(compiled, copy.deepcopy(nets))
-    assert_same_run(compiled_losses, eager_losses, compiled_params, eager_params)
-    assert not torch.equal(eager_params[-1], torch.ones(1))  # alpha moved: the runs compared did learn
+    # The same numbers, 12 updates on.
+    for step, (c, e) in enumerate(zip(compiled, eager, strict=True)):
+        assert set(c) == set(e)
+        for name in e:
+            torch.testing.assert_close(c[name], e[name], rtol=1e-4, atol=1e-5, msg=f"{name} at update {step}")
+    for c, e in zip(tensors(compiled_agent), tensors(eager_agent), strict=True):
+        torch.testing.assert_close(c, e, rtol=1e-4, atol=1e-5)
+    for adam in adams(eager_agent):  # every parameter an Adam steps learnt: the runs compared did something
+        assert all(not torch.equal(p, before) for p, before in zip(params(adam), stepped[id(adam)], strict=True))

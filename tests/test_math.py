@@ -2,11 +2,13 @@
 continuous scripts share (each_sac: once per script) and SAC v2's own losses (sac)."""
 
 import copy
+import importlib
 import math
 
 import numpy as np
+import pytest
 import torch
-from conftest import constant_q, plain_twin_critics
+from conftest import SCRIPTS, constant_q, plain_twin_critics
 from torch.distributions import Normal, TanhTransform, TransformedDistribution
 
 
@@ -99,9 +101,10 @@ def test_critic_loss_regresses_both_critics_on_the_target_networks(sac):
                       rewards=torch.tensor([1.0, 0.0, -2.0, 0.5]), next_obs=torch.randn(4, 3),
                       terminations=torch.tensor([0.0, 0.0, 1.0, 0.0]))  # fmt: skip
     qf, qf_target = constant_q(sac, 1.0, -3.0), constant_q(sac, 7.0, 5.0)  # min over the targets: 5
-    optimizer = torch.optim.SGD(qf.parameters(), lr=0.0)
-    alpha = torch.tensor(0.0)  # no entropy term: y = r + gamma (1 - d) 5
-    losses = sac.update_critics(batch, sac.Actor(3, 1), qf, qf_target, optimizer, alpha, 0.9)
+    actor, log_alpha = sac.Actor(3, 1), torch.tensor([-math.inf])  # alpha = 0, no entropy term: y = r + gamma (1 - d) 5
+    agent = sac.Agent(actor, qf, qf_target, log_alpha, sac.Adam((qf.parameters(), 0.0)),
+                      sac.Adam((actor.parameters(), 0.0)), target_entropy=-1.0)  # fmt: skip
+    losses = sac.update_critics(batch, agent, 0.9)
     y = batch.rewards + 0.9 * (1 - batch.terminations) * 5.0
     torch.testing.assert_close(losses["qf1_loss"], 0.5 * ((1.0 - y) ** 2).mean())
     torch.testing.assert_close(losses["qf2_loss"], 0.5 * ((-3.0 - y) ** 2).mean())
@@ -119,13 +122,18 @@ def test_actor_loss_uses_the_twin_minimum_and_leaves_q_weights_alone(sac):
         actions, log_pi = actor.sample(obs)
         x = torch.cat([obs, actions], 1)
         expected = (alpha * log_pi - torch.min(qf1(x), qf2(x)).squeeze(1)).mean()
-    optimizer = torch.optim.SGD(actor.parameters(), lr=0.0)
+    log_alpha = alpha.log().reshape(1)
+    agent = sac.Agent(actor, qf, copy.deepcopy(qf), log_alpha, sac.Adam((qf.parameters(), 1e-3)),
+                      sac.Adam((actor.parameters(), 1e-3)), target_entropy=-1.0)  # fmt: skip
+    actor_before, q_before = copy.deepcopy(actor), copy.deepcopy(qf)
     torch.manual_seed(1)  # the same noise eps inside the update
-    losses, new_alpha = sac.update_actor_and_alpha(obs, actor, qf, optimizer, alpha, None, -1.0, autotune=False)
+    losses = sac.update_actor_and_alpha(obs, agent, autotune=False)
     torch.testing.assert_close(losses["actor_loss"], expected)
-    assert new_alpha is alpha and "alpha_loss" not in losses  # fixed alpha: untouched
-    assert all(p.grad is not None for p in actor.parameters())
-    assert all(p.grad is None and p.requires_grad for p in qf.parameters())
+    assert "alpha_loss" not in losses and torch.equal(agent.log_alpha, alpha.log().reshape(1))  # fixed alpha: untouched
+    for p, before in zip(actor.parameters(), actor_before.parameters(), strict=True):
+        assert not torch.equal(p, before)  # phi took its step
+    for p, before in zip(qf.parameters(), q_before.parameters(), strict=True):
+        assert torch.equal(p, before) and p.grad is None and p.requires_grad  # theta: no step, no gradient
 
 
 def test_alpha_moves_towards_the_target_entropy(each_sac):
@@ -146,13 +154,14 @@ def test_one_policy_step_equals_separate_actor_and_alpha_steps(sac):
     actor, qf, obs = sac.Actor(3, 2), sac.SoftQNetworks(3, 2), torch.randn(32, 3)
     plain_actor, plain_log_alpha = copy.deepcopy(actor), torch.full((1,), 0.5, requires_grad=True)
     log_alpha = torch.full((1,), 0.5, requires_grad=True)
-    policy_optimizer = torch.optim.Adam([{"params": actor.parameters()}, {"params": [log_alpha]}], lr=0.01)
+    agent = sac.Agent(actor, qf, copy.deepcopy(qf), log_alpha, sac.Adam((qf.parameters(), 0.01)),
+                      sac.Adam((actor.parameters(), 0.01), ([log_alpha], 0.01)), target_entropy=-2.0)  # fmt: skip
     actor_optimizer = torch.optim.Adam(plain_actor.parameters(), lr=0.01)
     alpha_optimizer = torch.optim.Adam([plain_log_alpha], lr=0.01)
-    alpha, plain_alpha = log_alpha.detach().exp(), plain_log_alpha.detach().exp()
+    plain_alpha = plain_log_alpha.detach().exp()
     for step in range(3):
         torch.manual_seed(10 + step)
-        losses, alpha = sac.update_actor_and_alpha(obs, actor, qf, policy_optimizer, alpha, log_alpha, -2.0, True)
+        losses = sac.update_actor_and_alpha(obs, agent, autotune=True)
         torch.manual_seed(10 + step)
         actions, log_pi = plain_actor.sample(obs)
         actor_loss = (plain_alpha * log_pi - torch.min(*qf(obs, actions))).mean()
@@ -166,8 +175,8 @@ def test_one_policy_step_equals_separate_actor_and_alpha_steps(sac):
         plain_alpha = plain_log_alpha.detach().exp()
         torch.testing.assert_close(losses["actor_loss"], actor_loss.detach())
         torch.testing.assert_close(losses["alpha_loss"], alpha_loss.detach())
-    torch.testing.assert_close(alpha, plain_alpha)
-    assert log_alpha.item() != 0.5 and not alpha.requires_grad
+    torch.testing.assert_close(log_alpha.detach().exp(), plain_alpha)
+    assert log_alpha.item() != 0.5
     for p, plain in zip(actor.parameters(), plain_actor.parameters(), strict=True):
         torch.testing.assert_close(p, plain)
 
@@ -182,3 +191,26 @@ def test_polyak_update(each_sac):
     each_sac.polyak_update(target, source, 1.0)  # tau = 1: a hard copy
     for new, src in zip(target.parameters(), source.parameters(), strict=True):
         torch.testing.assert_close(new, src)
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_adam_takes_the_steps_of_torch_optim_adam(script):
+    """Each script's Adam, written out so that the update compiles as one graph, against torch.optim.Adam: two groups at
+    their own learning rates, each stepped on its own loss, for several steps (the bias corrections change)."""
+    module = importlib.import_module(script)
+    torch.manual_seed(0)
+    nets = [torch.nn.Linear(3, 4), torch.nn.Linear(4, 2)]
+    plain = copy.deepcopy(nets)
+    adam = module.Adam((nets[0].parameters(), 0.01), (nets[1].parameters(), 0.003), eps=1e-4)
+    reference = torch.optim.Adam([{"params": plain[0].parameters(), "lr": 0.01},
+                                  {"params": plain[1].parameters(), "lr": 0.003}], eps=1e-4)  # fmt: skip
+    for step in range(5):
+        x, h = torch.randn(8, 3), torch.randn(8, 4)
+        adam.step(nets[0](x).pow(2).mean(), nets[1](h).sin().sum())
+        reference.zero_grad()
+        (plain[0](x).pow(2).mean() + plain[1](h).sin().sum()).backward()  # the groups share no parameter
+        reference.step()
+        for p, q in zip([*nets[0].parameters(), *nets[1].parameters()], [*plain[0].parameters(),
+                        *plain[1].parameters()], strict=True):  # fmt: skip
+            torch.testing.assert_close(p, q, msg=f"step {step}")
+    assert int(adam.state_dict()["t"]) == 5

@@ -90,8 +90,8 @@ def test_hard_target_update_copies_exactly_and_soft_one_interpolates(atari):
 
 
 def test_one_joint_update_equals_separate_steps_of_each_loss(atari):
-    """update() sums the losses and takes one backward pass and one Adam step over all parameter groups. The plain
-    definition, one loss and one optimizer per network stepped in turn from the same parameters, gives the same."""
+    """update() takes one Adam step over all parameter groups, each on its own loss. The plain definition, one loss
+    and one torch.optim.Adam per network stepped in turn from the same parameters, gives the same."""
     torch.manual_seed(0)
     args = atari.Args(batch_size=8)
     nets = [atari.Actor(N_ACTIONS), *(atari.SoftQNetwork(N_ACTIONS) for _ in range(4))]
@@ -103,11 +103,10 @@ def test_one_joint_update_equals_separate_steps_of_each_loss(atari):
     plain, initial = copy.deepcopy(nets), copy.deepcopy(nets[:3])
     log_alpha = torch.zeros(1, requires_grad=True)
     plain_log_alpha = log_alpha.detach().clone().requires_grad_(True)
-    optimizer = torch.optim.Adam([{"params": [*qf1.parameters(), *qf2.parameters()], "lr": args.q_lr},
-                                  {"params": actor.parameters(), "lr": args.policy_lr},
-                                  {"params": [log_alpha], "lr": args.q_lr}], eps=args.adam_eps, fused=True)  # fmt: skip
-    losses, alpha = atari.update(batch, actor, qf1, qf2, qf1_target, qf2_target, optimizer, log_alpha.exp().detach(),
-                                 log_alpha, target_entropy, args)  # fmt: skip
+    optimizer = atari.Adam(([*qf1.parameters(), *qf2.parameters()], args.q_lr), (actor.parameters(), args.policy_lr),
+                           ([log_alpha], args.q_lr), eps=args.adam_eps)  # fmt: skip
+    agent = atari.Agent(actor, qf1, qf2, qf1_target, qf2_target, log_alpha, optimizer, target_entropy)
+    losses = atari.update(batch, agent, args)
 
     p_actor, p_qf1, p_qf2, p_qf1_target, p_qf2_target = plain
     with torch.no_grad():  # everything the losses take as constants, from the parameters before any step
@@ -139,5 +138,5 @@ def test_one_joint_update_equals_separate_steps_of_each_loss(atari):
     torch.testing.assert_close(log_alpha, plain_log_alpha)
     for net, before in zip(nets[:3], initial, strict=True):  # the actor and both critics took a step
         assert not torch.equal(net.net[1].weight, before.net[1].weight)
-    assert torch.allclose(alpha, log_alpha.exp())
+    assert torch.allclose(losses["alpha"], log_alpha.exp())
     assert {"qf1_loss", "qf2_loss", "qf_loss", "actor_loss", "alpha_loss", "entropy"} <= set(losses)

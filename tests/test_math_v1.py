@@ -22,13 +22,14 @@ def constant_v(v1, value, obs_dim=3):
 
 
 def one_update(v1, nets, batch, lr=0.0, **args):
-    """update() once with fresh plain-SGD groups (lr 0: the losses at these parameters, nothing moves)."""
+    """update() once with a fresh Adam (lr 0: the losses at these parameters, nothing moves); (losses, alpha)."""
     actor, qf, vf, vf_target, log_alpha = nets
-    groups = [{"params": net.parameters()} for net in (vf, qf, actor)] + [{"params": [log_alpha]}]
-    optimizer = torch.optim.SGD(groups, lr=lr)
+    args = v1.Args(**args)
+    groups = [(net.parameters(), lr) for net in (vf, qf, actor)] + ([([log_alpha], lr)] if args.autotune else [])
+    agent = v1.Agent(actor, qf, vf, vf_target, log_alpha, v1.Adam(*groups), target_entropy=-1.0)
     torch.manual_seed(7)  # the noise eps of the fresh action a~
-    return v1.update(v1.Batch(*batch), actor, qf, vf, vf_target, optimizer, log_alpha.detach().exp(), log_alpha,
-                     -1.0, v1.Args(**args))  # fmt: skip
+    losses = v1.update(v1.Batch(*batch), agent, args, update_targets=False)
+    return losses, losses["alpha"]
 
 
 def test_value_target_on_hand_built_values(v1):
@@ -112,9 +113,9 @@ def test_policy_regulariser_adds_the_l2_penalty_of_mean_and_log_std(v1):
 
 
 def test_one_update_equals_separate_steps_of_each_loss(v1):
-    # The script takes every step with one backward pass of the summed losses and one Adam; the plain definition
-    # differentiates each loss with respect to its own network only and steps that with its own Adam. A leak (a
-    # target that is not a constant, Q weights moved by J_pi) would add gradient in the script's sum: they differ.
+    # The script takes every step with one Adam, a group per network, each group on its own loss; the plain definition
+    # differentiates each loss with respect to its own network only and steps that with its own torch.optim.Adam. A
+    # leak (a target that is not a constant) would add gradient in the script's losses: they would differ.
     obs, actions, rewards, next_obs, terminations = batch = hand_built_batch(obs_dim=3, act_dim=2)
     torch.manual_seed(4)
     plain = (v1.Actor(3, 2), v1.SoftQNetworks(3, 2), v1.ValueNetwork(3), v1.ValueNetwork(3),
@@ -124,13 +125,14 @@ def test_one_update_equals_separate_steps_of_each_loss(v1):
     args = v1.Args(autotune=True, policy_reg=1e-3, reward_scale=3.0, gamma=0.9)
     rates = [0.03, 0.02, 0.01, 0.01]  # V, Q, pi, alpha
     groups = [list(vf.parameters()), list(qf.parameters()), list(actor.parameters()), [log_alpha]]
-    optimizer = torch.optim.Adam([{"params": params, "lr": lr} for params, lr in zip(groups, rates, strict=True)])
+    optimizer = v1.Adam(*zip(groups, rates, strict=True))
+    agent = v1.Agent(actor, qf, vf, vf_target, log_alpha, optimizer, target_entropy=-2.0)
     own_params = [list(p_vf.parameters()), list(p_qf.parameters()), list(p_actor.parameters()), [p_log_alpha]]
     plain_optimizers = [torch.optim.Adam(params, lr=lr) for params, lr in zip(own_params, rates, strict=True)]
-    alpha = p_alpha = log_alpha.detach().exp()
+    p_alpha = log_alpha.detach().exp()
     for step in range(3):
         torch.manual_seed(10 + step)
-        losses, alpha = v1.update(v1.Batch(*batch), actor, qf, vf, vf_target, optimizer, alpha, log_alpha, -2.0, args)
+        losses = v1.update(v1.Batch(*batch), agent, args, update_targets=False)
         torch.manual_seed(10 + step)
         a, log_pi, (mean, log_std) = p_actor.sample(obs)
         q1_pi, q2_pi = p_qf(obs, a)
@@ -153,8 +155,8 @@ def test_one_update_equals_separate_steps_of_each_loss(v1):
             torch.testing.assert_close(losses[name], value.detach(), msg=name)
         v1.polyak_update(vf_target, vf, 0.5)
         v1.polyak_update(p_vf_target, p_vf, 0.5)
-    torch.testing.assert_close(alpha, p_alpha)
-    assert log_alpha.item() != 0.3 and not alpha.requires_grad
+    torch.testing.assert_close(log_alpha.detach().exp(), p_alpha)
+    assert log_alpha.item() != 0.3 and not losses["alpha"].requires_grad
     for net, plain_net in [(actor, p_actor), (qf, p_qf), (vf, p_vf), (vf_target, p_vf_target)]:
         for p, q in zip(net.parameters(), plain_net.parameters(), strict=True):
             torch.testing.assert_close(p, q)

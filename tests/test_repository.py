@@ -44,10 +44,11 @@ def test_buffer_memory_benchmark_fills_a_buffer_and_reports_its_size(tmp_path):
     full = float(re.search(r"with the buffer full: resident ([\d.]+) GB", result.stdout).group(1))
     before = float(re.search(r"before the buffer is written: resident ([\d.]+) GB", result.stdout).group(1))
     assert full >= before + 0.13  # every byte of the buffer was touched
-    # The checkpoint holds the whole buffer (0.14 GB) and the networks (0.03 GB); neither writing it nor reading it
-    # back into the buffer took a second buffer's worth of memory.
+    # The checkpoint holds the whole buffer (0.14 GB), the networks (0.03 GB) and Adam's two moments of the actor's and
+    # the critics' weights (0.04 GB); neither writing it nor reading it back into the buffer took a second buffer's
+    # worth of memory.
     size, peak_saved = map(float, re.search(r"buffer: ([\d.]+) GB written .* now ([\d.]+) GB", result.stdout).groups())
     peak_full = float(re.search(r"peak resident memory of the process ([\d.]+) GB", result.stdout).group(1))
     own = re.search(r"resume: .* memory ([\d.]+) GB before, ([\d.]+) GB after", result.stdout).groups()
-    assert 0.16 < size < 0.2 and peak_saved - peak_full < 0.07, result.stdout
-    assert float(own[1]) - float(own[0]) < 0.07, result.stdout
+    assert 0.19 < size < 0.24 and peak_saved - peak_full < 0.07, result.stdout
+    assert float(own[1]) - float(own[0]) < 0.11, result.stdout  # the networks and moments, 0.07 GB, not a 2nd buffer

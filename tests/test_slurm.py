@@ -9,13 +9,14 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 from conftest import ROOT, read_scalars
 
 LAUNCH = [sys.executable, str(ROOT / "benchmark" / "launch.py"), "sac_continuous_action.py"]
-TINY = ["--", "--learning-starts", "1000", "--batch-size", "64", "--eval-episodes", "2"]
+TINY = ["--", "--learning-starts", "1000", "--batch-size", "64", "--eval-episodes", "2", "--no-compile"]
 
 
 def launch(*args, env=None, check=True):
@@ -168,8 +169,12 @@ def test_a_slurm_sweep_runs_and_a_task_stopped_before_its_time_limit_is_requeued
     # What Slurm does --signal-before seconds before the time limit: TERM to the batch shell alone.
     subprocess.run(["scancel", "--batch", "--signal=TERM", f"{job}_0"], env=slurm, check=True)
     wait_for(lambda: tasks(job, slurm)[0]["Restarts"] == "1", 120, "task 0 to be requeued")
-    # Slurm holds a requeued job back for a while (its BeginTime, about 2 minutes): let it start now.
-    subprocess.run(["scontrol", "update", f"JobId={job}_0", "StartTime=now"], env=slurm, check=True)
+    # Slurm holds a requeued job back for a while (its BeginTime, about 2 minutes): let it start sooner. Not in the
+    # second of the requeue (its SubmitTime): the requeue revoked the job's credential, to the second, and a start in
+    # that same second is refused ("Job credential revoked") and never retried.
+    requeued = datetime.fromisoformat(tasks(job, slurm)[0]["SubmitTime"])
+    start = (requeued + timedelta(seconds=2)).isoformat(timespec="seconds")
+    subprocess.run(["scontrol", "update", f"JobId={job}_0", f"StartTime={start}"], env=slurm, check=True)
     wait_for(lambda: [t.get("JobState") for t in tasks(job, slurm).values()] == ["COMPLETED"] * 2, 300,
              f"both tasks to complete: {tasks(job, slurm)}")  # fmt: skip
     assert [t["Restarts"] for _, t in sorted(tasks(job, slurm).items())] == ["1", "0"]
