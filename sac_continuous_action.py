@@ -11,6 +11,7 @@ the target entropy -|A| means the same thing on every environment.
 
 Run:  python sac_continuous_action.py --env-id Hopper-v5 --seed 1      (all flags: --help)
       python sac_continuous_action.py --env-id dm_control/cartpole-swingup-v0   (DeepMind Control, through Shimmy)
+      The first updates wait for torch.compile (20-60 s, printed); --no-compile runs the same update eagerly.
 Logs: TensorBoard under runs/{env_id}__{exp_name}__{seed}__{time}/ (tensorboard --logdir runs):
       charts/ (episodic return and length of every finished episode, SPS), eval/ (deterministic policy),
       losses/ (critic and actor losses, Q values, alpha), written every 100 environment steps.

@@ -15,6 +15,7 @@ The replay buffer stores each 84x84 frame once (uint8, ~7 KB per transition) and
 when it samples, so 1,000,000 transitions fit in ~7.1 GB instead of the ~53 GB of stored stacks.
 
 Run:  python sac_discrete_atari.py --env-id BeamRiderNoFrameskip-v4 --seed 1      (all flags: --help)
+      The first updates wait for torch.compile (20-60 s, printed); --no-compile runs the same update eagerly.
 Logs: TensorBoard under runs/{env_id}__{exp_name}__{seed}__{time}/ (tensorboard --logdir runs):
       charts/ (score and length of every finished game, SPS), eval/ (whole games, greedy policy),
       losses/ (critic and actor losses, Q values, alpha, policy entropy), written every 100 environment steps.

@@ -16,6 +16,7 @@ environment boundary (gymnasium's RescaleAction), so the networks never see the 
 
 Run:  python sac_v1_value.py --env-id Hopper-v5 --seed 1      (all flags: --help)
       python sac_v1_value.py --env-id dm_control/cartpole-swingup-v0   (DeepMind Control, through Shimmy)
+      The first updates wait for torch.compile (20-60 s, printed); --no-compile runs the same update eagerly.
 Logs: TensorBoard under runs/{env_id}__{exp_name}__{seed}__{time}/ (tensorboard --logdir runs):
       charts/ (episodic return and length of every finished episode, SPS), eval/ (deterministic policy),
       losses/ (value, critic and actor losses, V and Q values, alpha), written every 100 environment steps.
