@@ -463,7 +463,7 @@ def train(args: Args, given: set[str] | None = None) -> None:
         first_iteration, (obs, n_updates, losses, last_eval) = restore_checkpoint(
             checkpoint, agent, rb, envs, log, device)  # fmt: skip
         checkpoint = None  # its memory map of the file is no longer needed
-    sac_update = compiled_update(args, agent, given)  # update(batch, agent, args, ...), compiled unless --no-compile
+    sac_update = compiled_update(args, agent)  # update(batch, agent, args, ...), compiled unless --no-compile
     stop = StopSignals()
     quiet_garbage_collector()
     iteration, global_step = first_iteration - 1, (first_iteration - 1) * args.num_envs  # if nothing is left to do
@@ -676,7 +676,7 @@ def use_headless_rendering() -> None:
         os.environ.setdefault("MUJOCO_GL", "egl")
 
 
-def compiled_update(args: Args, agent: Agent, given: set[str] | None = None):
+def compiled_update(args: Args, agent: Agent):
     """update() with this run's agent and args: as written with --no-compile; otherwise torch.compile'd, each kind of
     step (by its flags: update_targets, ...) one whole graph, compiled at its first call (which prints how long it
     took), and with --cudagraphs replayed as one CUDA graph (torch.compile's "reduce-overhead" mode)."""
