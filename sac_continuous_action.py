@@ -29,7 +29,7 @@ import sys
 import time
 import zlib
 from collections import deque
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import NamedTuple
 
 import gymnasium as gym
@@ -142,14 +142,21 @@ def make_vector_env(args: Args) -> gym.vector.VectorEnv:
     )
 
 
-def step_envs(envs: gym.vector.VectorEnv, actions: np.ndarray):
-    """Step all sub-envs. Returns next_obs (to act on: a reset observation where an episode ended),
-    rewards, terminations, truncations, and real_next_obs (to store: the real last observation there)."""
+class EnvStep(NamedTuple):
+    next_obs: np.ndarray  # to act on: a reset observation where an episode ended
+    rewards: np.ndarray
+    terminations: np.ndarray
+    truncations: np.ndarray
+    real_next_obs: np.ndarray  # to store: the real last observation where an episode ended
+
+
+def step_envs(envs: gym.vector.VectorEnv, actions: np.ndarray) -> EnvStep:
+    """Step all sub-envs."""
     next_obs, rewards, terminations, truncations, infos = envs.step(actions)
     real_next_obs = next_obs.copy()
     for i in np.flatnonzero(infos.get("_final_obs", ())):
         real_next_obs[i] = infos["final_obs"][i]
-    return next_obs, rewards, terminations, truncations, real_next_obs
+    return EnvStep(next_obs, rewards, terminations, truncations, real_next_obs)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -188,6 +195,16 @@ class ReplayBuffer:
     def sample(self, batch_size: int) -> Batch:
         idx = torch.randint(0, self.size, (batch_size,), device=self.device)
         return Batch(self.obs[idx], self.actions[idx], self.rewards[idx], self.next_obs[idx], self.terminations[idx])
+
+    def state_dict(self) -> dict:
+        """For a checkpoint: the filled part only (see filled_part)."""
+        return {"pos": self.pos, "size": self.size, **{name: filled_part(getattr(self, name), self.size)
+                                                       for name in Batch._fields}}  # fmt: skip
+
+    def load_state_dict(self, state: dict) -> None:
+        self.pos, self.size = state["pos"], state["size"]
+        for name in Batch._fields:
+            getattr(self, name)[: self.size] = state[name].to(self.device)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -324,6 +341,18 @@ class Agent:
     policy_optimizer: Adam  # phi, and log_alpha with --autotune
     target_entropy: float  # H-bar = -|A|
 
+    def state_dict(self) -> dict:
+        """Every network's and Adam's state, and log alpha."""
+        parts = {name: part.state_dict() for name, part in vars(self).items() if hasattr(part, "state_dict")}
+        return {**parts, "log_alpha": self.log_alpha.detach().cpu()}
+
+    def load_state_dict(self, state: dict) -> None:
+        for name, part in vars(self).items():
+            if hasattr(part, "load_state_dict"):
+                part.load_state_dict(state[name])
+        with torch.no_grad():
+            self.log_alpha.copy_(state["log_alpha"])
+
 
 def soft_q_target(rewards, terminations, next_q1, next_q2, next_log_pi, alpha, gamma) -> torch.Tensor:
     """y = r + gamma (1 - d) [min_i Q_theta_bar_i(s', a') - alpha log pi(a'|s')],  a' ~ pi(.|s')  (Eqs. 3, 5).
@@ -409,75 +438,74 @@ def make_agent(args: Args, obs_dim: int, act_dim: int, device: torch.device) -> 
 # ----------------------------------------------------------------------------------------------------
 # Training: Algorithm 1 of arXiv 1812.05905.
 # ----------------------------------------------------------------------------------------------------
-def train(args: Args, given: set[str] | None = None) -> None:
-    if args.eval_model:
-        return evaluate_saved_model(args)
-    args, checkpoint = load_checkpoint(args, given) if args.resume else (args, None)
-    obs_dim, act_dim = check_inputs(args, given)
-    device, run_name, run_dir, writer = setup_run(args, checkpoint)
+@dataclass
+class TrainState:
+    """What the loop carries from step to step; with the replay buffer and the environments, all a checkpoint holds."""
 
+    agent: Agent
+    obs: torch.Tensor  # s_t of each sub-env
+    global_step: int = 0  # environment steps so far, over all sub-envs
+    n_updates: int = 0  # gradient updates so far
+    losses: dict = field(default_factory=dict)  # the last update's losses and alpha, as tensors
+    last_eval: "Evaluation | None" = None
+
+    def state_dict(self) -> dict:
+        return {"agent": self.agent.state_dict(), "obs": self.obs.cpu(), "global_step": self.global_step,
+                "n_updates": self.n_updates, "losses": {name: value.cpu() for name, value in self.losses.items()},
+                "last_eval": tuple(self.last_eval) if self.last_eval else None}  # fmt: skip
+
+    def load_state_dict(self, state: dict) -> None:
+        self.agent.load_state_dict(state["agent"])
+        self.obs = state["obs"].to(self.obs.device)
+        self.global_step, self.n_updates = state["global_step"], state["n_updates"]
+        self.losses = {name: value.to(self.obs.device) for name, value in state["losses"].items()}
+        self.last_eval = Evaluation(*state["last_eval"]) if state["last_eval"] else None
+
+
+def train(args: Args, checkpoint: dict | None = None) -> None:
+    run = Run(args, checkpoint)  # the plumbing: seeds, device, run directory, TensorBoard, evaluation, signals
     envs = make_vector_env(args)
-    agent = make_agent(args, obs_dim, act_dim, device)
-    rb = ReplayBuffer(args.buffer_size, obs_dim, act_dim, device)
-    log, progress = RunLog(writer, args.num_envs), Progress(args.total_timesteps)
-    eval_env, last_eval, losses, n_updates = make_env(args.env_id, render=args.capture_video), None, {}, 0
+    obs_dim, act_dim = envs.single_observation_space.shape[0], envs.single_action_space.shape[0]
+    agent = make_agent(args, obs_dim, act_dim, run.device)
+    rb = ReplayBuffer(args.buffer_size, obs_dim, act_dim, run.device)
     obs, _ = envs.reset(seed=args.seed)
-    obs = torch.as_tensor(obs, dtype=torch.float32, device=device)
-    first_iteration = 1
+    state = TrainState(agent, obs=torch.as_tensor(obs, dtype=torch.float32, device=run.device))
     if checkpoint:  # every network, optimizer, random generator and environment as the checkpoint left them
-        first_iteration, (obs, n_updates, losses, last_eval) = restore_checkpoint(
-            checkpoint, agent, rb, envs, log, device)  # fmt: skip
-        checkpoint = None  # its memory map of the file is no longer needed
+        restore_checkpoint(checkpoint, run, state, rb, envs)
     sac_update = compiled_update(args, agent)  # update(batch, agent, args, ...), compiled unless --no-compile
-    stop = StopSignals()
     quiet_garbage_collector()
-    iteration, global_step = first_iteration - 1, (first_iteration - 1) * args.num_envs  # if nothing is left to do
 
-    for iteration in range(first_iteration, args.total_timesteps // args.num_envs + 1):
-        global_step = iteration * args.num_envs
+    while not run.finished(state):
+        state.global_step += args.num_envs
         # Act: uniformly random actions for the first learning_starts steps, then a_t ~ pi_phi(a_t|s_t).
-        if global_step <= args.learning_starts:
-            actions = torch.rand((args.num_envs, act_dim), device=device) * 2 - 1
+        if state.global_step <= args.learning_starts:
+            actions = torch.rand((args.num_envs, act_dim), device=run.device) * 2 - 1
         else:
             with torch.no_grad():
-                actions, _ = agent.actor.sample(obs)
-        next_obs, rewards, terminations, truncations, real_next_obs = step_envs(envs, actions.cpu().numpy())
-        log.check_finite(global_step, observation=real_next_obs, reward=rewards)
+                actions, _ = agent.actor.sample(state.obs)
+        step = step_envs(envs, actions.cpu().numpy())
+        run.record(step, state.global_step)  # logs finished episodes; a non-finite observation or reward stops
 
         # Store (s_t, a_t, r_t, s_{t+1}, terminated) in D. Where an episode ended, s_{t+1} is its real last
         # observation, not the first one of the next episode that next_obs holds; only a termination ends
         # the bootstrap (a truncation is stored with terminated = 0).
-        rb.add(obs, actions, rewards, real_next_obs, terminations)
-        obs = torch.as_tensor(next_obs, dtype=torch.float32, device=device)
-        log.episodes(rewards, terminations | truncations, global_step)
+        rb.add(state.obs, actions, step.rewards, step.real_next_obs, step.terminations)
+        state.obs = torch.as_tensor(step.next_obs, dtype=torch.float32, device=run.device)
 
         # Learn: a gradient step on the critics, the delayed actor and alpha steps, the targets' update;
         # --gradient-steps of them per env step.
-        if global_step > args.learning_starts:
+        if state.global_step > args.learning_starts:
             for _ in range(args.gradient_steps):
-                n_updates += 1
-                losses |= sac_update(rb.sample(args.batch_size), update_actor=n_updates % args.policy_frequency == 0,
-                                     update_targets=n_updates % args.target_network_frequency == 0)  # fmt: skip
+                state.n_updates += 1
+                actor_due = state.n_updates % args.policy_frequency == 0  # TD3's delayed policy update
+                targets_due = state.n_updates % args.target_network_frequency == 0
+                state.losses |= sac_update(
+                    rb.sample(args.batch_size), update_actor=actor_due, update_targets=targets_due
+                )
 
-        log.maybe_losses(losses, global_step)
-        last_eval = maybe_evaluate(args, agent.actor, eval_env, global_step, writer, run_name, device, last_eval)
-        progress.update(global_step, log.recent_return(), last_eval)
-        if checkpoint_due(args, global_step, stop.requested):
-            loop = (obs, n_updates, losses, last_eval)
-            save_checkpoint(args, run_name, run_dir, iteration, agent, rb, envs, log, loop)
-        if stop.requested:
-            break
-
-    progress.close()
-    if stop.requested:
-        stop.report(args, run_dir, global_step)
-    else:
-        final_evaluation(args, agent.actor, eval_env, global_step, writer, run_name, device, last_eval)
-    if args.save_model:
-        save_model(args, run_dir, agent)
+        run.end_of_step(state, rb, envs)  # each when due: log the losses, evaluate, show progress, checkpoint
+    run.finish(state)  # the final evaluation (or how to resume a stopped run), --save-model, the logs closed
     envs.close()
-    eval_env.close()
-    writer.close()
 
 
 # ====================================================================================================
@@ -585,40 +613,102 @@ def register_dm_control() -> None:
     gym.register_envs(shimmy)
 
 
-def setup_run(args: Args, checkpoint: dict | None) -> tuple[torch.device, str, str, SummaryWriter]:
-    """Seed everything, pick the device and threads, make sure the run directory can be written, open the
-    TensorBoard writer (and W&B). A resumed run keeps its name and directory. Returns (device, run name, run
-    directory, writer)."""
-    random.seed(args.seed)
-    np.random.seed(args.seed)
-    torch.manual_seed(args.seed)
-    torch.backends.cudnn.deterministic = args.torch_deterministic
-    torch.set_num_threads(args.threads)
-    device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
-    if checkpoint:
-        run_name, run_dir = checkpoint["run_name"], os.path.dirname(checkpoint["path"])
-    else:
-        run_name = f"{args.env_id.replace('/', '-')}__{args.exp_name}__{args.seed}__{int(time.time())}"
-        run_dir = f"runs/{run_name}"
-    check_writable(run_dir)
-    if args.capture_video:
-        use_headless_rendering()
-    if args.track:
-        import wandb
+class Run:
+    """The plumbing of a training run, out of train()'s way: the seeds, the device, the run's name and directory,
+    TensorBoard (and W&B), the evaluations, the console's progress, the stop signals and when to checkpoint."""
 
-        wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, sync_tensorboard=True,
-                   config=vars(args), name=run_name, save_code=True)  # fmt: skip
-    if checkpoint:
-        # Steps after the checkpoint that the stopped process had logged are dropped (purged) by TensorBoard:
-        # the resumed run logs them again, so no step appears twice.
-        writer = SummaryWriter(run_dir, purge_step=checkpoint["iteration"] * args.num_envs + 1)
-        print(f"resuming run {run_name} at step {checkpoint['iteration'] * args.num_envs} on {device}")
-    else:
-        writer = SummaryWriter(run_dir)
-        table = "\n".join(f"|{key}|{value}|" for key, value in vars(args).items())
-        writer.add_text("hyperparameters", f"|param|value|\n|-|-|\n{table}")
-        print(f"run {run_name} on {device} ({args.threads} threads); TensorBoard: tensorboard --logdir runs")
-    return device, run_name, run_dir, writer
+    def __init__(self, args: Args, checkpoint: dict | None):
+        """A resumed run keeps its name and directory. The run directory is checked before anything is trained."""
+        random.seed(args.seed)
+        np.random.seed(args.seed)
+        torch.manual_seed(args.seed)
+        torch.backends.cudnn.deterministic = args.torch_deterministic
+        torch.set_num_threads(args.threads)
+        self.args, self.device = args, torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
+        if checkpoint:
+            self.name, self.dir = checkpoint["run_name"], os.path.dirname(checkpoint["path"])
+        else:
+            self.name = f"{args.env_id.replace('/', '-')}__{args.exp_name}__{args.seed}__{int(time.time())}"
+            self.dir = f"runs/{self.name}"
+        check_writable(self.dir)
+        if args.capture_video:
+            use_headless_rendering()
+        if args.track:
+            import wandb
+
+            wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, sync_tensorboard=True,
+                       config=vars(args), name=self.name, save_code=True)  # fmt: skip
+        if checkpoint:
+            # Steps after the checkpoint that the stopped process had logged are dropped (purged) by TensorBoard:
+            # the resumed run logs them again, so no step appears twice.
+            resumed_at = checkpoint["state"]["global_step"]
+            self.writer = SummaryWriter(self.dir, purge_step=resumed_at + 1)
+            print(f"resuming run {self.name} at step {resumed_at} on {self.device}")
+        else:
+            self.writer = SummaryWriter(self.dir)
+            table = "\n".join(f"|{key}|{value}|" for key, value in vars(args).items())
+            self.writer.add_text("hyperparameters", f"|param|value|\n|-|-|\n{table}")
+            print(f"run {self.name} on {self.device} ({args.threads} threads); TensorBoard: tensorboard --logdir runs")
+        self.log, self.progress = RunLog(self.writer, args.num_envs), Progress(args.total_timesteps)
+        self.eval_env = make_env(args.env_id, render=args.capture_video)
+        self.stop = StopSignals()
+        self.last_step = args.total_timesteps // args.num_envs * args.num_envs
+
+    def finished(self, state: "TrainState") -> bool:
+        """The last step is done, or a stop was asked for (SIGINT, SIGTERM)."""
+        return state.global_step >= self.last_step or self.stop.requested is not None
+
+    def record(self, step: EnvStep, global_step: int) -> None:
+        """What the envs returned: a NaN or an infinity stops the run; the episodes that ended are logged."""
+        self.log.check_finite(global_step, observation=step.real_next_obs, reward=step.rewards)
+        self.log.episodes(step.rewards, step.terminations | step.truncations, global_step)
+
+    def end_of_step(self, state: "TrainState", rb: ReplayBuffer, envs: gym.vector.VectorEnv) -> None:
+        """Every 100 env steps the losses (read from the device only here) and the steps per second; an evaluation
+        every --eval-frequency steps; the progress line; a checkpoint when one is due."""
+        args, global_step = self.args, state.global_step
+        if crossings(global_step, args.num_envs, 100):
+            losses = {name: value.item() for name, value in state.losses.items()}
+            self.log.check_finite(global_step, **losses)  # a NaN or an infinity in a loss stops the run
+            self.log.write(losses, global_step)
+        if crossings(global_step, args.num_envs, args.eval_frequency):
+            state.last_eval = self.evaluation(state.agent.actor, global_step)
+        self.progress.update(global_step, self.log.recent_return(), state.last_eval)
+        if self.checkpoint_due(global_step):
+            save_checkpoint(self, state, rb, envs)
+
+    def checkpoint_due(self, global_step: int) -> bool:
+        """With --checkpoint-frequency N: every N env steps, at the last step, and when a stop was requested."""
+        if not self.args.checkpoint_frequency:
+            return False
+        return (
+            self.stop.requested is not None
+            or global_step == self.last_step
+            or crossings(global_step, self.args.num_envs, self.args.checkpoint_frequency) > 0
+        )
+
+    def evaluation(self, actor: Actor, global_step: int) -> "Evaluation":
+        """Evaluate the policy now (see evaluate), log it, and return it."""
+        video = f"videos/{self.name}/eval-step{global_step}" if self.args.capture_video else None
+        returns, lengths = evaluate(actor, self.eval_env, self.args.eval_episodes, self.args.seed, video)
+        self.writer.add_scalar("eval/episodic_return", returns.mean(), global_step)
+        self.writer.add_scalar("eval/episodic_length", lengths.mean(), global_step)
+        return Evaluation(global_step, float(returns.mean()), float(returns.std()))
+
+    def finish(self, state: "TrainState") -> None:
+        """The final evaluation (unless this step had one), or, after a stop, how to resume; then --save-model."""
+        self.progress.close()
+        if self.stop.requested:
+            self.stop.report(self.args, self.dir, state.global_step)
+        else:
+            if state.last_eval is None or state.last_eval.step != state.global_step:
+                state.last_eval = self.evaluation(state.agent.actor, state.global_step)
+            print(f"final evaluation at step {state.global_step}: return {state.last_eval.mean:.1f} +- "
+                  f"{state.last_eval.std:.1f} over {self.args.eval_episodes} episodes")  # fmt: skip
+        if self.args.save_model:
+            save_model(self.args, self.dir, state.agent)
+        self.eval_env.close()
+        self.writer.close()
 
 
 def check_writable(run_dir: str) -> None:
@@ -709,28 +799,24 @@ class RunLog:
     def recent_return(self) -> float | None:
         return float(np.mean(self.recent)) if self.recent else None
 
-    def state(self) -> dict:
+    def state_dict(self) -> dict:
         """The episodes in progress and the recent returns, for a checkpoint."""
         return {"returns": torch.from_numpy(self.returns.copy()), "lengths": torch.from_numpy(self.lengths.copy()),
                 "recent": [float(r) for r in self.recent], "sps_step": self.sps_step}  # fmt: skip
 
-    def load_state(self, state: dict) -> None:
+    def load_state_dict(self, state: dict) -> None:
         self.returns, self.lengths = state["returns"].numpy().copy(), state["lengths"].numpy().copy()
         self.recent.extend(state["recent"])
         self.sps_step = state["sps_step"]
 
-    def maybe_losses(self, losses: dict, global_step: int) -> None:
-        if not crossings(global_step, self.num_envs, 100):
-            return
+    def write(self, losses: dict[str, float], global_step: int) -> None:
+        """The losses, and the env steps per second since the last call."""
         now = time.time()
         sps = (global_step - self.sps_step) / max(now - self.sps_time, 1e-9)
         self.writer.add_scalar("charts/SPS", sps, global_step)
         self.sps_time, self.sps_step = now, global_step
-        if losses:
-            values = {name: value.item() for name, value in losses.items()}
-            self.check_finite(global_step, **values)
-            for name, value in values.items():
-                self.writer.add_scalar(f"losses/{name}", value, global_step)
+        for name, value in losses.items():
+            self.writer.add_scalar(f"losses/{name}", value, global_step)
 
     def check_finite(self, global_step: int, **values) -> None:
         """Stop the run (exit 1) at a NaN or an infinity: in what the environment returned (checked every step, on
@@ -755,10 +841,10 @@ class Progress:
         self.next_draw, self.next_line, self.next_time = 0.0, self.chunk, time.time() + seconds
         self.window = deque(maxlen=100)  # (time, step) of the last steps, for a current steps/s
 
-    def update(self, step: int, recent_return: float | None, last_eval: tuple | None) -> None:
+    def update(self, step: int, recent_return: float | None, last_eval: "Evaluation | None") -> None:
         now = time.time()
         self.window.append((now, step))
-        evaluated = last_eval is not None and last_eval[0] == step  # an evaluation at this very step
+        evaluated = last_eval is not None and last_eval.step == step  # an evaluation at this very step
         if self.tty and now < self.next_draw:
             return
         if not self.tty and step < self.next_line and now < self.next_time and not evaluated and step < self.total:
@@ -768,7 +854,7 @@ class Progress:
         t0, s0 = self.window[0]
         text = f"step {step:>{len(str(self.total))}}/{self.total}  {(step - s0) / max(now - t0, 1e-9):5.0f} steps/s"
         text += f"  return {recent_return:8.1f}" if recent_return is not None else "  return        -"
-        text += f"  eval {last_eval[1]:8.1f} (step {last_eval[0]})" if last_eval else ""
+        text += f"  eval {last_eval.mean:8.1f} (step {last_eval.step})" if last_eval else ""
         if self.tty:
             filled = 30 * step // self.total
             print(f"\r[{'#' * filled}{'.' * (30 - filled)}] {text}", end="", flush=True)
@@ -780,16 +866,23 @@ class Progress:
             print()
 
 
-def evaluate(actor, env, episodes: int, seed: int, device, video_dir: str | None = None, name: str = "eval"):
-    """Run the deterministic policy tanh(mean) for whole episodes; return (returns, lengths).
+class Evaluation(NamedTuple):
+    step: int
+    mean: float  # the mean return over --eval-episodes episodes
+    std: float
+
+
+def evaluate(actor: Actor, env: gym.Env, episodes: int, seed: int, video: str | None = None):
+    """Run the deterministic policy tanh(mean) for whole episodes; return (returns, lengths). The first episode is
+    recorded to `video` ({directory}/{file name prefix}), if given.
     Every evaluation of a run (and --eval-model with the run's --seed) resets the env with the same seed,
     seed + 10_000 (apart from the training envs' seeds), so it meets the same initial states each time."""
-    returns, lengths, frames = [], [], []
+    device, returns, lengths, frames = next(actor.parameters()).device, [], [], []
     for episode in range(episodes):
         obs, _ = env.reset(seed=seed + 10_000 if episode == 0 else None)
         done, episode_return, length = False, 0.0, 0
         while not done:
-            if video_dir and episode == 0:
+            if video and episode == 0:
                 frames.append(env.render())
             with torch.no_grad():
                 action = actor.act_deterministic(torch.as_tensor(obs, dtype=torch.float32, device=device)[None])
@@ -800,81 +893,41 @@ def evaluate(actor, env, episodes: int, seed: int, device, video_dir: str | None
     if frames:
         from gymnasium.utils.save_video import save_video
 
+        video_dir, name = os.path.split(video)
         save_video(frames, video_dir, fps=env.metadata.get("render_fps", 30), name_prefix=name, save_logger=None)
     return np.array(returns), np.array(lengths)
 
 
-def run_evaluation(args, actor, eval_env, global_step, writer, run_name, device) -> tuple:
-    video_dir = f"videos/{run_name}" if args.capture_video else None
-    returns, lengths = evaluate(actor, eval_env, args.eval_episodes, args.seed, device,
-                                video_dir, name=f"eval-step{global_step}")  # fmt: skip
-    writer.add_scalar("eval/episodic_return", returns.mean(), global_step)
-    writer.add_scalar("eval/episodic_length", lengths.mean(), global_step)
-    return global_step, float(returns.mean()), float(returns.std())
-
-
-def maybe_evaluate(args, actor, eval_env, global_step, writer, run_name, device, last_eval):
-    if crossings(global_step, args.num_envs, args.eval_frequency):
-        return run_evaluation(args, actor, eval_env, global_step, writer, run_name, device)
-    return last_eval
-
-
-def final_evaluation(args, actor, eval_env, global_step, writer, run_name, device, last_eval) -> None:
-    if last_eval is None or last_eval[0] != global_step:
-        last_eval = run_evaluation(args, actor, eval_env, global_step, writer, run_name, device)
-    print(f"final evaluation at step {global_step}: return {last_eval[1]:.1f} +- {last_eval[2]:.1f} "
-          f"over {args.eval_episodes} episodes")  # fmt: skip
-
-
-def save_model(args, run_dir, agent: Agent) -> None:
+def save_model(args: Args, run_dir: str, agent: Agent) -> None:
+    """The networks and log alpha (a checkpoint holds the Adams too)."""
     path = f"{run_dir}/{args.exp_name}.pt"
-    state = {name: getattr(agent, name).state_dict() for name in ("actor", "qf", "qf_target")}
-    state["log_alpha"] = agent.log_alpha.detach().cpu()
-    torch.save({"script": "sac_continuous_action", "args": asdict(args), **state}, path)
+    networks = {name: part.state_dict() for name, part in vars(agent).items() if isinstance(part, nn.Module)}
+    torch.save({"script": "sac_continuous_action", "args": asdict(args), **networks,
+                "log_alpha": agent.log_alpha.detach().cpu()}, path)  # fmt: skip
     print(f"model saved to {path}; evaluate it with: python {os.path.basename(__file__)} --eval-model {path}")
 
 
 # Checkpoints: everything the run needs to go on exactly as if it had not stopped.
-CHECKPOINT_FORMAT = 2  # 2: the Adams written out (Adam above); 1 (no "format"): torch.optim's
-SAVED = ("actor", "qf", "qf_target", "q_optimizer", "policy_optimizer")  # the Agent's parts with a state_dict
+CHECKPOINT_FORMAT = 3  # 3: TrainState's state_dict; 2: the same parts, laid out flat; 1 (no "format"): torch.optim
 RESUMABLE = {"resume", "total_timesteps", "checkpoint_frequency", "eval_frequency", "eval_episodes", "capture_video",
              "save_model", "threads", "cuda", "compile", "cudagraphs", "track", "wandb_project_name",
              "wandb_entity"}  # fmt: skip
 
 
-def checkpoint_due(args: Args, global_step: int, stop_requested) -> bool:
-    """With --checkpoint-frequency N: every N env steps, at the last step, and when a stop was requested."""
-    if not args.checkpoint_frequency:
-        return False
-    last_step = args.total_timesteps // args.num_envs * args.num_envs
-    return (
-        bool(stop_requested)
-        or global_step == last_step
-        or crossings(global_step, args.num_envs, args.checkpoint_frequency)
-    )
-
-
-def save_checkpoint(args, run_name, run_dir, iteration, agent, rb, envs, log, loop) -> None:
-    """Write {run_dir}/checkpoint.pt atomically: into a temporary file, flushed to the disk, then renamed over the
+def save_checkpoint(run: Run, state: TrainState, rb: ReplayBuffer, envs: gym.vector.VectorEnv) -> None:
+    """Write {run.dir}/checkpoint.pt atomically: into a temporary file, flushed to the disk, then renamed over the
     previous checkpoint, so that a crash or a full disk mid-write leaves the previous checkpoint whole."""
-    obs, n_updates, losses, last_eval = loop
-    global_step = iteration * args.num_envs
-    log.check_finite(global_step, **{name: value.item() for name, value in losses.items()})
-    state = {
-        "script": "sac_continuous_action", "format": CHECKPOINT_FORMAT, "args": asdict(args), "run_name": run_name,
-        "iteration": iteration, **{name: getattr(agent, name).state_dict() for name in SAVED},
-        "log_alpha": agent.log_alpha.detach().cpu(),
-        "loop": {"obs": obs.cpu(), "n_updates": n_updates, "last_eval": last_eval,
-                 "losses": {name: value.cpu() for name, value in losses.items()}},
-        "buffer": {"pos": rb.pos, "size": rb.size, **{name: filled_part(getattr(rb, name), rb.size) for name in
-                   ("obs", "actions", "rewards", "next_obs", "terminations")}},
-        "log": log.state(), "rng": rng_state(agent.log_alpha.device), "envs": [env_state(env) for env in envs.envs],
+    run.log.check_finite(state.global_step, **{name: value.item() for name, value in state.losses.items()})
+    checkpoint = {
+        "script": "sac_continuous_action", "format": CHECKPOINT_FORMAT, "args": asdict(run.args), "run_name": run.name,
+        "state": state.state_dict(), "buffer": rb.state_dict(), "envs": [env_state(env) for env in envs.envs],
+        "log": run.log.state_dict(), "rng": rng_state(run.device),
     }  # fmt: skip
-    state["checksum"] = checksum(state)
-    path = os.path.join(run_dir, "checkpoint.pt")
+    checkpoint["checksum"] = checksum(checkpoint)
+    path = os.path.join(run.dir, "checkpoint.pt")
     try:
         with open(f"{path}.tmp", "wb") as f:
-            torch.save(state, f)
+            torch.save(checkpoint, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(f"{path}.tmp", path)
@@ -882,9 +935,9 @@ def save_checkpoint(args, run_name, run_dir, iteration, agent, rb, envs, log, lo
         error = e.__context__ if isinstance(e.__context__, OSError) else e
         if os.path.isfile(f"{path}.tmp"):
             os.remove(f"{path}.tmp")
-        log.writer.close()
+        run.writer.close()
         print(f"{os.path.basename(sys.argv[0]) or 'sac'}: error: cannot write the checkpoint {path} at step "
-              f"{global_step}: {getattr(error, 'strerror', None) or error}; the previous checkpoint is unchanged",
+              f"{state.global_step}: {getattr(error, 'strerror', None) or error}; the previous checkpoint is unchanged",
               file=sys.stderr)  # fmt: skip
         raise SystemExit(1) from None
 
@@ -921,7 +974,7 @@ def load_checkpoint(args: Args, given: set[str] | None = None) -> tuple[Args, di
     except Exception as e:  # missing, truncated, corrupted: whatever the cause, one line for the user
         fail(f"--resume {path}: cannot load it ({(str(e).splitlines() or [type(e).__name__])[0]})")
     script = checkpoint.get("script") if isinstance(checkpoint, dict) else None
-    if script != "sac_continuous_action" or "iteration" not in checkpoint:
+    if script != "sac_continuous_action" or "run_name" not in checkpoint:
         fail(f"--resume {path}: not a checkpoint of sac_continuous_action.py"
              + (f" (it is {script}.py's)" if script else ""))  # fmt: skip
     if checkpoint.pop("checksum", None) != checksum(checkpoint):
@@ -955,28 +1008,19 @@ def flags_given(argv: list[str]) -> set[str]:
     return {name[3:] if name.startswith("no_") and name[3:] in names else name for name in given} & names
 
 
-def restore_checkpoint(checkpoint, agent, rb, envs, log, device):
-    """Put the checkpoint's state back into the freshly built run; returns (the first iteration to run, the loop's
-    state). A sub-env whose own state could not be saved starts a new episode."""
-    for name in SAVED:
-        getattr(agent, name).load_state_dict(checkpoint[name])
-    with torch.no_grad():
-        agent.log_alpha.copy_(checkpoint["log_alpha"])
-    buffer = checkpoint["buffer"]
-    for name in ("obs", "actions", "rewards", "next_obs", "terminations"):
-        getattr(rb, name)[: buffer["size"]] = buffer[name].to(device)
-    rb.pos, rb.size = buffer["pos"], buffer["size"]
-    log.load_state(checkpoint["log"])
-    loop = checkpoint["loop"]
-    obs = loop["obs"].to(device)
-    for i, (env, state) in enumerate(zip(envs.envs, checkpoint["envs"], strict=True)):
-        if not set_env_state(env, state):
-            obs[i] = torch.as_tensor(env.reset()[0], dtype=torch.float32, device=device)
-            log.returns[i], log.lengths[i] = 0.0, 0
+def restore_checkpoint(checkpoint: dict, run: Run, state: TrainState, rb: ReplayBuffer, envs) -> None:
+    """Put the checkpoint's state back into the freshly built run; a sub-env whose own state could not be saved starts
+    a new episode. The dict is emptied: with it goes its memory map of the file (the buffer's part)."""
+    state.load_state_dict(checkpoint["state"])
+    rb.load_state_dict(checkpoint["buffer"])
+    run.log.load_state_dict(checkpoint["log"])
+    for i, (env, env_saved) in enumerate(zip(envs.envs, checkpoint["envs"], strict=True)):
+        if not set_env_state(env, env_saved):
+            state.obs[i] = torch.as_tensor(env.reset()[0], dtype=torch.float32, device=run.device)
+            run.log.returns[i], run.log.lengths[i] = 0.0, 0
             print(f"sub-env {i}: the state of {env.spec.id} cannot be restored; it starts a new episode")
-    set_rng_state(checkpoint["rng"], device)
-    losses = {name: value.to(device) for name, value in loop["losses"].items()}
-    return checkpoint["iteration"] + 1, (obs, loop["n_updates"], losses, loop["last_eval"])
+    set_rng_state(checkpoint["rng"], run.device)
+    checkpoint.clear()
 
 
 def rng_state(device: torch.device) -> dict:
@@ -1129,11 +1173,21 @@ def evaluate_saved_model(args: Args) -> None:
     actor = Actor(env.observation_space.shape[0], env.action_space.shape[0])
     actor.load_state_dict(saved["actor"])
     video_dir = f"videos/{env_id}__{args.exp_name}__eval__{int(time.time())}" if args.capture_video else None
-    returns, lengths = evaluate(actor, env, args.eval_episodes, args.seed, torch.device("cpu"), video_dir)
+    returns, lengths = evaluate(actor, env, args.eval_episodes, args.seed, f"{video_dir}/eval" if video_dir else None)
     env.close()
     print(f"{env_id}: return {returns.mean():.1f} +- {returns.std():.1f}, length {lengths.mean():.0f} "
           f"over {args.eval_episodes} episodes" + (f"; video in {video_dir}/" if video_dir else ""))  # fmt: skip
 
 
+def main(argv: list[str]) -> None:
+    """--eval-model evaluates a saved model; otherwise train, a new run or the one --resume names."""
+    args, given = tyro.cli(Args, args=argv), flags_given(argv)
+    if args.eval_model:
+        return evaluate_saved_model(args)
+    args, checkpoint = load_checkpoint(args, given) if args.resume else (args, None)
+    check_inputs(args, given)
+    train(args, checkpoint)
+
+
 if __name__ == "__main__":
-    train(tyro.cli(Args), flags_given(sys.argv[1:]))
+    main(sys.argv[1:])

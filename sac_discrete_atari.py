@@ -32,7 +32,7 @@ import sys
 import time
 import zlib
 from collections import deque
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import NamedTuple
 
 import ale_py
@@ -197,10 +197,17 @@ def make_vector_env(args: Args) -> gym.vector.VectorEnv:
     )
 
 
-def step_envs(envs: gym.vector.VectorEnv, actions: np.ndarray):
-    """Step all sub-envs. Returns next_obs (to act on: a reset observation where an episode ended), rewards,
-    terminations, truncations, real_next_obs (to store: the real last observation there) and the games that
-    ended, as a list of (sub-env, score, length)."""
+class EnvStep(NamedTuple):
+    next_obs: np.ndarray  # to act on: a reset observation where an episode ended
+    rewards: np.ndarray
+    terminations: np.ndarray
+    truncations: np.ndarray
+    real_next_obs: np.ndarray  # to store: the real last observation where an episode ended
+    games: list  # the games that ended, as (sub-env, score, length)
+
+
+def step_envs(envs: gym.vector.VectorEnv, actions: np.ndarray) -> EnvStep:
+    """Step all sub-envs."""
     next_obs, rewards, terminations, truncations, infos = envs.step(actions)
     real_next_obs, games = next_obs.copy(), []
     for i in np.flatnonzero(infos.get("_final_obs", ())):
@@ -210,7 +217,7 @@ def step_envs(envs: gym.vector.VectorEnv, actions: np.ndarray):
         for info in (infos["final_info"], infos):
             if info.get("_episode", np.zeros(len(rewards), bool))[i]:
                 games.append((i, float(info["episode"]["r"][i]), int(info["episode"]["l"][i])))
-    return next_obs, rewards, terminations, truncations, real_next_obs, games
+    return EnvStep(next_obs, rewards, terminations, truncations, real_next_obs, games)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -234,6 +241,7 @@ class FrameReplayBuffer:
     observation is kept for its bootstrap."""
 
     BYTES_PER_SLOT = 84 * 84 + 1 + 4 + 4 + 1 + 1  # frame, action, reward, termination, age, start flag
+    FIELDS = ("frames", "actions", "rewards", "terminations", "age", "starts")  # the per-slot data
 
     def __init__(self, capacity: int, num_envs: int, device: torch.device, frame_shape=(84, 84)):
         self.slots = -(-capacity // num_envs)  # ceil: at least `capacity` frames over all sub-envs
@@ -315,6 +323,18 @@ class FrameReplayBuffer:
             t[envs, slots].to(self.device) for t in (self.actions, self.rewards, self.terminations)
         )
         return Batch(window[:, :4], actions.long(), rewards, window[:, 1:], terminations)
+
+    def state_dict(self) -> dict:
+        """For a checkpoint: the frame store, not stacks, and of each sub-env's ring only the slots written so far."""
+        return {"head": torch.from_numpy(self.head.copy()), "written": self.written,
+                **{name: [filled_part(getattr(self, name)[i], self.written) for i in range(self.num_envs)]
+                   for name in self.FIELDS}}  # fmt: skip
+
+    def load_state_dict(self, state: dict) -> None:
+        for name in self.FIELDS:
+            for i, part in enumerate(state[name]):
+                getattr(self, name)[i, : len(part)] = part
+        self.head, self.written = state["head"].numpy().copy(), state["written"]
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -472,6 +492,18 @@ class Agent:
     optimizer: Adam  # groups theta_1 and theta_2, phi (and log_alpha), each with its own loss
     target_entropy: float  # H-bar, a fraction of the uniform policy's entropy
 
+    def state_dict(self) -> dict:
+        """Every network's and Adam's state, and log alpha."""
+        parts = {name: part.state_dict() for name, part in vars(self).items() if hasattr(part, "state_dict")}
+        return {**parts, "log_alpha": self.log_alpha.detach().cpu()}
+
+    def load_state_dict(self, state: dict) -> None:
+        for name, part in vars(self).items():
+            if hasattr(part, "load_state_dict"):
+                part.load_state_dict(state[name])
+        with torch.no_grad():
+            self.log_alpha.copy_(state["log_alpha"])
+
 
 def update(batch: Batch, agent: Agent, args: Args) -> dict:
     """One gradient step on J_Q(theta_1), J_Q(theta_2), J_pi(phi) (and J(alpha) with --autotune), all at the
@@ -529,77 +561,74 @@ def make_agent(args: Args, n_actions: int, device: torch.device) -> Agent:
 # ----------------------------------------------------------------------------------------------------
 # Training: Algorithm 1 of arXiv 1910.07207 (DQN's schedule: an update every few steps, periodic target copies).
 # ----------------------------------------------------------------------------------------------------
-def train(args: Args, given: set[str] | None = None) -> None:
-    if args.eval_model:
-        return evaluate_saved_model(args)
-    args, checkpoint = load_checkpoint(args, given) if args.resume else (args, None)
-    n_actions = check_inputs(args, given)
-    device, run_name, run_dir, writer = setup_run(args, checkpoint)
+@dataclass
+class TrainState:
+    """What the loop carries from step to step; with the replay buffer and the environments, all a checkpoint holds."""
 
+    agent: Agent
+    obs: np.ndarray  # s_t of each sub-env: (num_envs, 4, 84, 84) uint8 frames
+    global_step: int = 0  # environment steps so far, over all sub-envs
+    losses: dict = field(default_factory=dict)  # the last update's losses and alpha, as tensors
+    last_eval: "Evaluation | None" = None
+
+    def state_dict(self) -> dict:
+        return {"agent": self.agent.state_dict(), "obs": torch.from_numpy(self.obs.copy()),
+                "global_step": self.global_step, "losses": {name: value.cpu() for name, value in self.losses.items()},
+                "last_eval": tuple(self.last_eval) if self.last_eval else None}  # fmt: skip
+
+    def load_state_dict(self, state: dict) -> None:
+        self.agent.load_state_dict(state["agent"])
+        self.obs, self.global_step = state["obs"].numpy().copy(), state["global_step"]
+        self.losses = {name: value.to(self.agent.log_alpha.device) for name, value in state["losses"].items()}
+        self.last_eval = Evaluation(*state["last_eval"]) if state["last_eval"] else None
+
+
+def train(args: Args, checkpoint: dict | None = None) -> None:
+    run = Run(args, checkpoint)  # the plumbing: seeds, device, run directory, TensorBoard, evaluation, signals
     envs = make_vector_env(args)
-    agent = make_agent(args, n_actions, device)
-
-    rb = FrameReplayBuffer(args.buffer_size, args.num_envs, device)
-    log, progress = RunLog(writer, args.num_envs), Progress(args.total_timesteps)
-    eval_env, last_eval, losses = make_env(args.env_id, train=False, render=args.capture_video), None, {}
+    n_actions = envs.single_action_space.n
+    agent = make_agent(args, n_actions, run.device)
+    rb = FrameReplayBuffer(args.buffer_size, args.num_envs, run.device)
     obs, _ = envs.reset(seed=args.seed)
     rb.reset(obs)
-    first_iteration = 1
+    state = TrainState(agent, obs)
     if checkpoint:  # every network, optimizer, random generator, emulator and wrapper as the checkpoint left them
-        first_iteration, (obs, losses, last_eval) = restore_checkpoint(checkpoint, agent, rb, envs, log, device)
-        checkpoint = None  # its memory map of the file is no longer needed
+        restore_checkpoint(checkpoint, run, state, rb, envs)
     sac_update = compiled_update(args, agent)  # update(batch, agent, args), compiled unless --no-compile
-    stop = StopSignals()
     quiet_garbage_collector()
-    iteration, global_step = first_iteration - 1, (first_iteration - 1) * args.num_envs  # if nothing is left to do
 
-    for iteration in range(first_iteration, args.total_timesteps // args.num_envs + 1):
-        global_step = iteration * args.num_envs
+    while not run.finished(state):
+        state.global_step += args.num_envs
         # Act: uniformly random actions for the first learning_starts steps, then a_t ~ pi_phi(.|s_t).
-        if global_step <= args.learning_starts:
+        if state.global_step <= args.learning_starts:
             actions = torch.randint(0, n_actions, (args.num_envs,))
         else:
             with torch.no_grad():
-                actions = agent.actor.sample(torch.as_tensor(obs, device=device))
+                actions = agent.actor.sample(torch.as_tensor(state.obs, device=run.device))
         actions = actions.cpu().numpy()
-        next_obs, rewards, terminations, truncations, real_next_obs, games = step_envs(envs, actions)
-        log.check_finite(global_step, reward=rewards)  # the frames are uint8: always finite
+        step = step_envs(envs, actions)
+        run.record(step, state.global_step)  # logs finished games; a non-finite reward stops the run
 
         # Store (s_t, a_t, r_t, s_{t+1}, terminated) in D: only the new frames (see FrameReplayBuffer). Where an
         # episode ended, s_{t+1} is its real last observation, not the first one of the next episode that next_obs
         # holds; only a termination ends the bootstrap (a truncation is stored with terminated = 0).
-        rb.add(actions, rewards, terminations, real_next_obs, next_obs, terminations | truncations)
-        obs = next_obs
-        log.games(games, global_step)
+        rb.add(actions, step.rewards, step.terminations, step.real_next_obs, step.next_obs,
+               step.terminations | step.truncations)  # fmt: skip
+        state.obs = step.next_obs
 
         # Learn: one gradient step every update_frequency steps, a target network update every
         # target_network_frequency steps.
-        if global_step > args.learning_starts:
-            new_steps = min(args.num_envs, global_step - args.learning_starts)  # this step's env steps past the start
-            for _ in range(crossings(global_step, new_steps, args.update_frequency)):  # several with many sub-envs
-                losses |= sac_update(rb.sample(args.batch_size))
-            for _ in range(crossings(global_step, new_steps, args.target_network_frequency)):
+        if state.global_step > args.learning_starts:
+            new_steps = min(args.num_envs, state.global_step - args.learning_starts)  # this step's steps past the start
+            for _ in range(crossings(state.global_step, new_steps, args.update_frequency)):  # several with many envs
+                state.losses |= sac_update(rb.sample(args.batch_size))
+            for _ in range(crossings(state.global_step, new_steps, args.target_network_frequency)):
                 polyak_update(agent.qf1_target, agent.qf1, args.tau)
                 polyak_update(agent.qf2_target, agent.qf2, args.tau)
 
-        log.maybe_losses(losses, global_step)
-        last_eval = maybe_evaluate(args, agent.actor, eval_env, global_step, writer, run_name, device, last_eval)
-        progress.update(global_step, log.recent_return(), last_eval)
-        if checkpoint_due(args, global_step, stop.requested):
-            save_checkpoint(args, run_name, run_dir, iteration, agent, rb, envs, log, (obs, losses, last_eval))
-        if stop.requested:
-            break
-
-    progress.close()
-    if stop.requested:
-        stop.report(args, run_dir, global_step)
-    else:
-        final_evaluation(args, agent.actor, eval_env, global_step, writer, run_name, device, last_eval)
-    if args.save_model:
-        save_model(args, run_dir, agent)
+        run.end_of_step(state, rb, envs)  # each when due: log the losses, evaluate, show progress, checkpoint
+    run.finish(state)  # the final evaluation (or how to resume a stopped run), --save-model, the logs closed
     envs.close()
-    eval_env.close()
-    writer.close()
 
 
 # ====================================================================================================
@@ -704,38 +733,102 @@ def check_memory(buffer_size: int) -> None:
              f"has {have / 1e9:.1f} GB available; lower --buffer-size")  # fmt: skip
 
 
-def setup_run(args: Args, checkpoint: dict | None) -> tuple[torch.device, str, str, SummaryWriter]:
-    """Seed everything, pick the device and threads, make sure the run directory can be written, open the
-    TensorBoard writer (and W&B). A resumed run keeps its name and directory. Returns (device, run name, run
-    directory, writer)."""
-    random.seed(args.seed)
-    np.random.seed(args.seed)
-    torch.manual_seed(args.seed)
-    torch.backends.cudnn.deterministic = args.torch_deterministic
-    torch.set_num_threads(args.threads)
-    device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
-    if checkpoint:
-        run_name, run_dir = checkpoint["run_name"], os.path.dirname(checkpoint["path"])
-    else:
-        run_name = f"{args.env_id.replace('/', '-')}__{args.exp_name}__{args.seed}__{int(time.time())}"
-        run_dir = f"runs/{run_name}"
-    check_writable(run_dir)
-    if args.track:
-        import wandb
+class Run:
+    """The plumbing of a training run, out of train()'s way: the seeds, the device, the run's name and directory,
+    TensorBoard (and W&B), the evaluations, the console's progress, the stop signals and when to checkpoint."""
 
-        wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, sync_tensorboard=True,
-                   config=vars(args), name=run_name, save_code=True)  # fmt: skip
-    if checkpoint:
-        # Steps after the checkpoint that the stopped process had logged are dropped (purged) by TensorBoard:
-        # the resumed run logs them again, so no step appears twice.
-        writer = SummaryWriter(run_dir, purge_step=checkpoint["iteration"] * args.num_envs + 1)
-        print(f"resuming run {run_name} at step {checkpoint['iteration'] * args.num_envs} on {device}")
-    else:
-        writer = SummaryWriter(run_dir)
-        table = "\n".join(f"|{key}|{value}|" for key, value in vars(args).items())
-        writer.add_text("hyperparameters", f"|param|value|\n|-|-|\n{table}")
-        print(f"run {run_name} on {device} ({args.threads} threads); TensorBoard: tensorboard --logdir runs")
-    return device, run_name, run_dir, writer
+    def __init__(self, args: Args, checkpoint: dict | None):
+        """A resumed run keeps its name and directory. The run directory is checked before anything is trained."""
+        random.seed(args.seed)
+        np.random.seed(args.seed)
+        torch.manual_seed(args.seed)
+        torch.backends.cudnn.deterministic = args.torch_deterministic
+        torch.set_num_threads(args.threads)
+        self.args, self.device = args, torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
+        if checkpoint:
+            self.name, self.dir = checkpoint["run_name"], os.path.dirname(checkpoint["path"])
+        else:
+            self.name = f"{args.env_id.replace('/', '-')}__{args.exp_name}__{args.seed}__{int(time.time())}"
+            self.dir = f"runs/{self.name}"
+        check_writable(self.dir)
+        if args.track:
+            import wandb
+
+            wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, sync_tensorboard=True,
+                       config=vars(args), name=self.name, save_code=True)  # fmt: skip
+        if checkpoint:
+            # Steps after the checkpoint that the stopped process had logged are dropped (purged) by TensorBoard:
+            # the resumed run logs them again, so no step appears twice.
+            resumed_at = checkpoint["state"]["global_step"]
+            self.writer = SummaryWriter(self.dir, purge_step=resumed_at + 1)
+            print(f"resuming run {self.name} at step {resumed_at} on {self.device}")
+        else:
+            self.writer = SummaryWriter(self.dir)
+            table = "\n".join(f"|{key}|{value}|" for key, value in vars(args).items())
+            self.writer.add_text("hyperparameters", f"|param|value|\n|-|-|\n{table}")
+            print(f"run {self.name} on {self.device} ({args.threads} threads); TensorBoard: tensorboard --logdir runs")
+        self.log, self.progress = RunLog(self.writer), Progress(args.total_timesteps)
+        self.eval_env = make_env(args.env_id, train=False, render=args.capture_video)
+        self.stop = StopSignals()
+        self.last_step = args.total_timesteps // args.num_envs * args.num_envs
+
+    def finished(self, state: "TrainState") -> bool:
+        """The last step is done, or a stop was asked for (SIGINT, SIGTERM)."""
+        return state.global_step >= self.last_step or self.stop.requested is not None
+
+    def record(self, step: EnvStep, global_step: int) -> None:
+        """What the envs returned: a non-finite reward stops the run (the frames are uint8: always finite); the
+        games that ended are logged."""
+        self.log.check_finite(global_step, reward=step.rewards)
+        self.log.games(step.games, global_step)
+
+    def end_of_step(self, state: "TrainState", rb: FrameReplayBuffer, envs: gym.vector.VectorEnv) -> None:
+        """Every 100 env steps the losses (read from the device only here) and the steps per second; an evaluation
+        every --eval-frequency steps; the progress line; a checkpoint when one is due."""
+        args, global_step = self.args, state.global_step
+        if crossings(global_step, args.num_envs, 100):
+            losses = {name: value.item() for name, value in state.losses.items()}
+            self.log.check_finite(global_step, **losses)  # a NaN or an infinity in a loss stops the run
+            self.log.write(losses, global_step)
+        if crossings(global_step, args.num_envs, args.eval_frequency):
+            state.last_eval = self.evaluation(state.agent.actor, global_step)
+        self.progress.update(global_step, self.log.recent_return(), state.last_eval)
+        if self.checkpoint_due(global_step):
+            save_checkpoint(self, state, rb, envs)
+
+    def checkpoint_due(self, global_step: int) -> bool:
+        """With --checkpoint-frequency N: every N env steps, at the last step, and when a stop was requested."""
+        if not self.args.checkpoint_frequency:
+            return False
+        return (
+            self.stop.requested is not None
+            or global_step == self.last_step
+            or crossings(global_step, self.args.num_envs, self.args.checkpoint_frequency) > 0
+        )
+
+    def evaluation(self, actor: Actor, global_step: int) -> "Evaluation":
+        """Evaluate the policy now (see evaluate), log it, and return it."""
+        video = f"videos/{self.name}/eval-step{global_step}" if self.args.capture_video else None
+        args = self.args
+        returns, lengths = evaluate(actor, self.eval_env, args.eval_episodes, args.seed, args.eval_greedy, video)
+        self.writer.add_scalar("eval/episodic_return", returns.mean(), global_step)
+        self.writer.add_scalar("eval/episodic_length", lengths.mean(), global_step)
+        return Evaluation(global_step, float(returns.mean()), float(returns.std()))
+
+    def finish(self, state: "TrainState") -> None:
+        """The final evaluation (unless this step had one), or, after a stop, how to resume; then --save-model."""
+        self.progress.close()
+        if self.stop.requested:
+            self.stop.report(self.args, self.dir, state.global_step)
+        else:
+            if state.last_eval is None or state.last_eval.step != state.global_step:
+                state.last_eval = self.evaluation(state.agent.actor, state.global_step)
+            print(f"final evaluation at step {state.global_step}: score {state.last_eval.mean:.1f} +- "
+                  f"{state.last_eval.std:.1f} over {self.args.eval_episodes} games")  # fmt: skip
+        if self.args.save_model:
+            save_model(self.args, self.dir, state.agent)
+        self.eval_env.close()
+        self.writer.close()
 
 
 def check_writable(run_dir: str) -> None:
@@ -802,8 +895,8 @@ class RunLog:
     """What the loop writes to TensorBoard: every finished game of every sub-env (its real score, all lives),
     and every 100 env steps the losses (the loop's only device->host reads) and the env steps per second."""
 
-    def __init__(self, writer: SummaryWriter, num_envs: int):
-        self.writer, self.num_envs = writer, num_envs
+    def __init__(self, writer: SummaryWriter):
+        self.writer = writer
         self.recent = deque(maxlen=10)  # the last 10 game scores, for the console
         self.sps_time, self.sps_step = time.time(), 0
 
@@ -816,26 +909,22 @@ class RunLog:
     def recent_return(self) -> float | None:
         return float(np.mean(self.recent)) if self.recent else None
 
-    def state(self) -> dict:
+    def state_dict(self) -> dict:
         """The recent scores, for a checkpoint (the game in progress is RecordEpisodeStatistics's, in the env's)."""
         return {"recent": [float(r) for r in self.recent], "sps_step": self.sps_step}
 
-    def load_state(self, state: dict) -> None:
+    def load_state_dict(self, state: dict) -> None:
         self.recent.extend(state["recent"])
         self.sps_step = state["sps_step"]
 
-    def maybe_losses(self, losses: dict, global_step: int) -> None:
-        if not crossings(global_step, self.num_envs, 100):
-            return
+    def write(self, losses: dict[str, float], global_step: int) -> None:
+        """The losses, and the env steps per second since the last call."""
         now = time.time()
         sps = (global_step - self.sps_step) / max(now - self.sps_time, 1e-9)
         self.writer.add_scalar("charts/SPS", sps, global_step)
         self.sps_time, self.sps_step = now, global_step
-        if losses:
-            values = {name: value.item() for name, value in losses.items()}
-            self.check_finite(global_step, **values)
-            for name, value in values.items():
-                self.writer.add_scalar(f"losses/{name}", value, global_step)
+        for name, value in losses.items():
+            self.writer.add_scalar(f"losses/{name}", value, global_step)
 
     def check_finite(self, global_step: int, **values) -> None:
         """Stop the run (exit 1) at a NaN or an infinity: in what the environment returned (checked every step, on
@@ -860,10 +949,10 @@ class Progress:
         self.next_draw, self.next_line, self.next_time = 0.0, self.chunk, time.time() + seconds
         self.window = deque(maxlen=100)  # (time, step) of the last steps, for a current steps/s
 
-    def update(self, step: int, recent_return: float | None, last_eval: tuple | None) -> None:
+    def update(self, step: int, recent_return: float | None, last_eval: "Evaluation | None") -> None:
         now = time.time()
         self.window.append((now, step))
-        evaluated = last_eval is not None and last_eval[0] == step  # an evaluation at this very step
+        evaluated = last_eval is not None and last_eval.step == step  # an evaluation at this very step
         if self.tty and now < self.next_draw:
             return
         if not self.tty and step < self.next_line and now < self.next_time and not evaluated and step < self.total:
@@ -873,7 +962,7 @@ class Progress:
         t0, s0 = self.window[0]
         text = f"step {step:>{len(str(self.total))}}/{self.total}  {(step - s0) / max(now - t0, 1e-9):5.0f} steps/s"
         text += f"  return {recent_return:8.1f}" if recent_return is not None else "  return        -"
-        text += f"  eval {last_eval[1]:8.1f} (step {last_eval[0]})" if last_eval else ""
+        text += f"  eval {last_eval.mean:8.1f} (step {last_eval.step})" if last_eval else ""
         if self.tty:
             filled = 30 * step // self.total
             print(f"\r[{'#' * filled}{'.' * (30 - filled)}] {text}", end="", flush=True)
@@ -885,17 +974,23 @@ class Progress:
             print()
 
 
-def evaluate(actor, env, episodes: int, seed: int, device, greedy: bool = True, video_dir: str | None = None,
-             name: str = "eval"):  # fmt: skip
+class Evaluation(NamedTuple):
+    step: int
+    mean: float  # the mean score over --eval-episodes games
+    std: float
+
+
+def evaluate(actor: Actor, env: gym.Env, episodes: int, seed: int, greedy: bool = True, video: str | None = None):
     """Play whole games (all lives, real scores) with the greedy policy (or a sampled one); return (scores,
-    lengths). Every evaluation of a run (and --eval-model with the run's --seed) resets the env with the same
-    seed, seed + 10_000 (apart from the training envs' seeds), so it meets the same starts each time."""
-    returns, lengths, frames = [], [], []
+    lengths). The first game is recorded to `video` ({directory}/{file name prefix}), if given. Every evaluation of
+    a run (and --eval-model with the run's --seed) resets the env with the same seed, seed + 10_000 (apart from the
+    training envs' seeds), so it meets the same starts each time."""
+    device, returns, lengths, frames = next(actor.parameters()).device, [], [], []
     for episode in range(episodes):
         obs, _ = env.reset(seed=seed + 10_000 if episode == 0 else None)
         done, episode_return, length = False, 0.0, 0
         while not done:
-            if video_dir and episode == 0:
+            if video and episode == 0:
                 frames.append(env.render())
             with torch.no_grad():
                 obs_t = torch.as_tensor(obs, device=device).unsqueeze(0)
@@ -908,84 +1003,41 @@ def evaluate(actor, env, episodes: int, seed: int, device, greedy: bool = True, 
         from gymnasium.utils.save_video import save_video
 
         fps = env.metadata.get("render_fps", 60) // 4  # one frame per agent step of 4 frames
+        video_dir, name = os.path.split(video)
         save_video(frames, video_dir, fps=fps, name_prefix=name, save_logger=None)
     return np.array(returns), np.array(lengths)
 
 
-def run_evaluation(args, actor, eval_env, global_step, writer, run_name, device) -> tuple:
-    video_dir = f"videos/{run_name}" if args.capture_video else None
-    returns, lengths = evaluate(actor, eval_env, args.eval_episodes, args.seed, device, args.eval_greedy,
-                                video_dir, name=f"eval-step{global_step}")  # fmt: skip
-    writer.add_scalar("eval/episodic_return", returns.mean(), global_step)
-    writer.add_scalar("eval/episodic_length", lengths.mean(), global_step)
-    return global_step, float(returns.mean()), float(returns.std())
-
-
-def maybe_evaluate(args, actor, eval_env, global_step, writer, run_name, device, last_eval):
-    if crossings(global_step, args.num_envs, args.eval_frequency):
-        return run_evaluation(args, actor, eval_env, global_step, writer, run_name, device)
-    return last_eval
-
-
-def final_evaluation(args, actor, eval_env, global_step, writer, run_name, device, last_eval) -> None:
-    if last_eval is None or last_eval[0] != global_step:
-        last_eval = run_evaluation(args, actor, eval_env, global_step, writer, run_name, device)
-    print(f"final evaluation at step {global_step}: score {last_eval[1]:.1f} +- {last_eval[2]:.1f} "
-          f"over {args.eval_episodes} games")  # fmt: skip
-
-
-def save_model(args, run_dir, agent: Agent) -> None:
+def save_model(args: Args, run_dir: str, agent: Agent) -> None:
+    """The networks and log alpha (a checkpoint holds the Adam too)."""
     path = f"{run_dir}/{args.exp_name}.pt"
-    state = {name: getattr(agent, name).state_dict() for name in ("actor", "qf1", "qf2", "qf1_target", "qf2_target")}
-    state["log_alpha"] = agent.log_alpha.detach().cpu()
-    torch.save({"script": "sac_discrete_atari", "args": asdict(args), **state}, path)
+    networks = {name: part.state_dict() for name, part in vars(agent).items() if isinstance(part, nn.Module)}
+    torch.save({"script": "sac_discrete_atari", "args": asdict(args), **networks,
+                "log_alpha": agent.log_alpha.detach().cpu()}, path)  # fmt: skip
     print(f"model saved to {path}; evaluate it with: python {os.path.basename(__file__)} --eval-model {path}")
 
 
 # Checkpoints: everything the run needs to go on exactly as if it had not stopped.
-CHECKPOINT_FORMAT = 2  # 2: the Adam written out (Adam above); 1 (no "format"): torch.optim's
-SAVED = ("actor", "qf1", "qf2", "qf1_target", "qf2_target", "optimizer")  # the Agent's parts with a state_dict
+CHECKPOINT_FORMAT = 3  # 3: TrainState's state_dict; 2: the same parts, laid out flat; 1 (no "format"): torch.optim
 RESUMABLE = {"resume", "total_timesteps", "checkpoint_frequency", "eval_frequency", "eval_episodes", "eval_greedy",
              "capture_video", "save_model", "threads", "cuda", "compile", "cudagraphs", "track", "wandb_project_name",
              "wandb_entity"}  # fmt: skip
-BUFFER_FIELDS = ("frames", "actions", "rewards", "terminations", "age", "starts")  # FrameReplayBuffer's per-slot data
 
 
-def checkpoint_due(args: Args, global_step: int, stop_requested) -> bool:
-    """With --checkpoint-frequency N: every N env steps, at the last step, and when a stop was requested."""
-    if not args.checkpoint_frequency:
-        return False
-    last_step = args.total_timesteps // args.num_envs * args.num_envs
-    return (
-        bool(stop_requested)
-        or global_step == last_step
-        or crossings(global_step, args.num_envs, args.checkpoint_frequency)
-    )
-
-
-def save_checkpoint(args, run_name, run_dir, iteration, agent, rb, envs, log, loop) -> None:
-    """Write {run_dir}/checkpoint.pt atomically: into a temporary file, flushed to the disk, then renamed over the
+def save_checkpoint(run: Run, state: TrainState, rb: FrameReplayBuffer, envs: gym.vector.VectorEnv) -> None:
+    """Write {run.dir}/checkpoint.pt atomically: into a temporary file, flushed to the disk, then renamed over the
     previous checkpoint, so that a crash or a full disk mid-write leaves the previous checkpoint whole."""
-    obs, losses, last_eval = loop
-    global_step = iteration * args.num_envs
-    log.check_finite(global_step, **{name: value.item() for name, value in losses.items()})
-    state = {
-        "script": "sac_discrete_atari", "format": CHECKPOINT_FORMAT, "args": asdict(args), "run_name": run_name,
-        "iteration": iteration, **{name: getattr(agent, name).state_dict() for name in SAVED},
-        "log_alpha": agent.log_alpha.detach().cpu(),
-        "loop": {"obs": torch.from_numpy(obs.copy()), "last_eval": last_eval,
-                 "losses": {name: value.cpu() for name, value in losses.items()}},
-        # The frame store, not stacks, and of each sub-env's ring only the slots written so far.
-        "buffer": {"head": torch.from_numpy(rb.head.copy()), "written": rb.written,
-                   **{name: [filled_part(getattr(rb, name)[i], rb.written) for i in range(rb.num_envs)]
-                      for name in BUFFER_FIELDS}},
-        "log": log.state(), "rng": rng_state(agent.log_alpha.device), "envs": [env_state(env) for env in envs.envs],
+    run.log.check_finite(state.global_step, **{name: value.item() for name, value in state.losses.items()})
+    checkpoint = {
+        "script": "sac_discrete_atari", "format": CHECKPOINT_FORMAT, "args": asdict(run.args), "run_name": run.name,
+        "state": state.state_dict(), "buffer": rb.state_dict(), "envs": [env_state(env) for env in envs.envs],
+        "log": run.log.state_dict(), "rng": rng_state(run.device),
     }  # fmt: skip
-    state["checksum"] = checksum(state)
-    path = os.path.join(run_dir, "checkpoint.pt")
+    checkpoint["checksum"] = checksum(checkpoint)
+    path = os.path.join(run.dir, "checkpoint.pt")
     try:
         with open(f"{path}.tmp", "wb") as f:
-            torch.save(state, f)
+            torch.save(checkpoint, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(f"{path}.tmp", path)
@@ -993,9 +1045,9 @@ def save_checkpoint(args, run_name, run_dir, iteration, agent, rb, envs, log, lo
         error = e.__context__ if isinstance(e.__context__, OSError) else e
         if os.path.isfile(f"{path}.tmp"):
             os.remove(f"{path}.tmp")
-        log.writer.close()
+        run.writer.close()
         print(f"{os.path.basename(sys.argv[0]) or 'sac'}: error: cannot write the checkpoint {path} at step "
-              f"{global_step}: {getattr(error, 'strerror', None) or error}; the previous checkpoint is unchanged",
+              f"{state.global_step}: {getattr(error, 'strerror', None) or error}; the previous checkpoint is unchanged",
               file=sys.stderr)  # fmt: skip
         raise SystemExit(1) from None
 
@@ -1032,7 +1084,7 @@ def load_checkpoint(args: Args, given: set[str] | None = None) -> tuple[Args, di
     except Exception as e:  # missing, truncated, corrupted: whatever the cause, one line for the user
         fail(f"--resume {path}: cannot load it ({(str(e).splitlines() or [type(e).__name__])[0]})")
     script = checkpoint.get("script") if isinstance(checkpoint, dict) else None
-    if script != "sac_discrete_atari" or "iteration" not in checkpoint:
+    if script != "sac_discrete_atari" or "run_name" not in checkpoint:
         fail(f"--resume {path}: not a checkpoint of sac_discrete_atari.py"
              + (f" (it is {script}.py's)" if script else ""))  # fmt: skip
     if checkpoint.pop("checksum", None) != checksum(checkpoint):
@@ -1066,25 +1118,16 @@ def flags_given(argv: list[str]) -> set[str]:
     return {name[3:] if name.startswith("no_") and name[3:] in names else name for name in given} & names
 
 
-def restore_checkpoint(checkpoint, agent, rb, envs, log, device):
-    """Put the checkpoint's state back into the freshly built run; returns (the first iteration to run, the loop's
-    state)."""
-    for name in SAVED:
-        getattr(agent, name).load_state_dict(checkpoint[name])
-    with torch.no_grad():
-        agent.log_alpha.copy_(checkpoint["log_alpha"])
-    buffer = checkpoint["buffer"]
-    for name in BUFFER_FIELDS:
-        for i, part in enumerate(buffer[name]):
-            getattr(rb, name)[i, : len(part)] = part
-    rb.head, rb.written = buffer["head"].numpy().copy(), buffer["written"]
-    log.load_state(checkpoint["log"])
-    for env, state in zip(envs.envs, checkpoint["envs"], strict=True):
-        set_env_state(env, state)
-    set_rng_state(checkpoint["rng"], device)
-    loop = checkpoint["loop"]
-    losses = {name: value.to(device) for name, value in loop["losses"].items()}
-    return checkpoint["iteration"] + 1, (loop["obs"].numpy(), losses, loop["last_eval"])
+def restore_checkpoint(checkpoint: dict, run: Run, state: TrainState, rb: FrameReplayBuffer, envs) -> None:
+    """Put the checkpoint's state back into the freshly built run. The dict is emptied: with it goes its memory map of
+    the file (the buffer's part)."""
+    state.load_state_dict(checkpoint["state"])
+    rb.load_state_dict(checkpoint["buffer"])
+    run.log.load_state_dict(checkpoint["log"])
+    for env, env_saved in zip(envs.envs, checkpoint["envs"], strict=True):
+        set_env_state(env, env_saved)
+    set_rng_state(checkpoint["rng"], run.device)
+    checkpoint.clear()
 
 
 def rng_state(device: torch.device) -> dict:
@@ -1209,12 +1252,22 @@ def evaluate_saved_model(args: Args) -> None:
     video_dir = None
     if args.capture_video:
         video_dir = f"videos/{env_id.replace('/', '-')}__{args.exp_name}__eval__{int(time.time())}"
-    returns, lengths = evaluate(actor, env, args.eval_episodes, args.seed, torch.device("cpu"), args.eval_greedy,
-                                video_dir)  # fmt: skip
+    video = f"{video_dir}/eval" if video_dir else None
+    returns, lengths = evaluate(actor, env, args.eval_episodes, args.seed, args.eval_greedy, video)
     env.close()
     print(f"{env_id}: score {returns.mean():.1f} +- {returns.std():.1f}, length {lengths.mean():.0f} "
           f"over {args.eval_episodes} games" + (f"; video in {video_dir}/" if video_dir else ""))  # fmt: skip
 
 
+def main(argv: list[str]) -> None:
+    """--eval-model evaluates a saved model; otherwise train, a new run or the one --resume names."""
+    args, given = tyro.cli(Args, args=argv), flags_given(argv)
+    if args.eval_model:
+        return evaluate_saved_model(args)
+    args, checkpoint = load_checkpoint(args, given) if args.resume else (args, None)
+    check_inputs(args, given)
+    train(args, checkpoint)
+
+
 if __name__ == "__main__":
-    train(tyro.cli(Args), flags_given(sys.argv[1:]))
+    main(sys.argv[1:])

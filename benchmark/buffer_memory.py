@@ -17,6 +17,7 @@ import resource
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -62,9 +63,10 @@ def main() -> None:
     rb.reset(obs)
     for _ in range(args.real_steps):
         actions = rng.integers(n_actions, size=1)
-        next_obs, rewards, terminations, truncations, real_next_obs, _ = atari.step_envs(envs, actions)
-        rb.add(actions, rewards, terminations, real_next_obs, next_obs, terminations | truncations)
-        obs = next_obs
+        step = atari.step_envs(envs, actions)
+        rb.add(actions, step.rewards, step.terminations, step.real_next_obs, step.next_obs,
+               step.terminations | step.truncations)  # fmt: skip
+        obs = step.next_obs
     # The rest of the rings, written as add() would write them: a frame, an action, a reward, a flag per slot.
     block = 50_000
     for first in range(rb.written, rb.slots, block):
@@ -92,17 +94,21 @@ def main() -> None:
 def time_checkpoint(atari, args, agent, rb, envs, obs) -> None:
     from torch.utils.tensorboard import SummaryWriter
 
-    run_args = atari.Args(env_id=args.env_id, buffer_size=args.buffer_size, checkpoint_frequency=1)
-    log = atari.RunLog(SummaryWriter(args.checkpoint_dir), 1)
+    # What save_checkpoint and restore_checkpoint read of a Run, without a run directory of its own under runs/.
+    writer = SummaryWriter(args.checkpoint_dir)
+    run = SimpleNamespace(args=atari.Args(env_id=args.env_id, buffer_size=args.buffer_size, checkpoint_frequency=1),
+                          name="buffer_memory", dir=args.checkpoint_dir, device=torch.device("cpu"), writer=writer,
+                          log=atari.RunLog(writer))  # fmt: skip
+    state = atari.TrainState(agent, obs, global_step=1)
     start = time.time()
-    atari.save_checkpoint(run_args, "buffer_memory", args.checkpoint_dir, 1, agent, rb, envs, log, (obs, {}, None))
+    atari.save_checkpoint(run, state, rb, envs)
     size = os.path.getsize(os.path.join(args.checkpoint_dir, "checkpoint.pt"))
     print(f"checkpoint of the full buffer: {size / 1e9:.2f} GB written and synced in {time.time() - start:.1f} s; "
           f"peak resident memory now {peak_gb():.2f} GB")  # fmt: skip
     start, before = time.time(), anonymous_gb()
     _, checkpoint = atari.load_checkpoint(atari.Args(resume=args.checkpoint_dir))
     loaded = time.time()
-    atari.restore_checkpoint(checkpoint, agent, rb, envs, log, torch.device("cpu"))
+    atari.restore_checkpoint(checkpoint, run, state, rb, envs)
     restored = time.time()
     print(f"resume: loaded and checked in {loaded - start:.1f} s, restored into the buffer in {restored - loaded:.1f} "
           f"s; the process's own (anonymous) memory {before:.2f} GB before, {anonymous_gb():.2f} GB after")  # fmt: skip

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tensorboard_logs import read_run, steps_per_second
 
 LAST_EPISODES = 10  # the final training return of a seed: the mean of its last 10 episodes, as CleanRL reports it
 REFERENCES = Path(__file__).resolve().parent / "references.csv"
@@ -41,7 +42,7 @@ class Run:
     seed: int
     train: np.ndarray  # (episodes, 2): env step, episodic return
     evals: np.ndarray  # (evaluations, 2): env step, mean return over the eval episodes
-    sps: np.ndarray  # (logs, 2): env step, steps/s since the previous log
+    sps: np.ndarray  # (logs, 3): env step, wall time, steps/s since the previous log
 
     @property
     def steps(self) -> int:
@@ -67,26 +68,15 @@ def find_runs(dirs: list[Path]) -> list[Path]:
 def load_run(path: Path) -> Run:
     """One run's scalars and, from its hyperparameters table (or else from its directory name
     {env}__{exp_name}__{seed}__{time}), which env, script and seed it was."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    acc = EventAccumulator(str(path), size_guidance={"scalars": 0, "tensors": 0})
-    acc.Reload()
-    tags = acc.Tags()
-
-    def scalars(tag: str) -> np.ndarray:
-        events = acc.Scalars(tag) if tag in tags["scalars"] else []
-        return np.array([(e.step, e.value) for e in events], dtype=np.float64).reshape(-1, 2)
-
-    params = {}
-    if "hyperparameters/text_summary" in tags["tensors"]:
-        text = acc.Tensors("hyperparameters/text_summary")[0].tensor_proto.string_val[0].decode()
-        params = dict(re.findall(r"^\|([^|]+)\|([^|]*)\|$", text, re.MULTILINE))
+    scalars, table = read_run(path)
+    params = dict(re.findall(r"^\|([^|]+)\|([^|]*)\|$", table, re.MULTILINE)) if table else {}
     name = path.name.split("__")
     env_id = params.get("env_id", name[0])
     script = params.get("exp_name", name[1] if len(name) > 1 else "?")
     seed = int(params.get("seed", name[2] if len(name) > 2 and name[2].isdigit() else -1))
-    return Run(path, env_id, script, seed, scalars("charts/episodic_return"), scalars("eval/episodic_return"),
-               scalars("charts/SPS"))  # fmt: skip
+    none = np.empty((0, 3))
+    step_and_value = [scalars.get(tag, none)[:, [0, 2]] for tag in ("charts/episodic_return", "eval/episodic_return")]
+    return Run(path, env_id, script, seed, *step_and_value, scalars.get("charts/SPS", none))
 
 
 def final_train_return(run: Run) -> float:
@@ -95,14 +85,6 @@ def final_train_return(run: Run) -> float:
 
 def final_eval_return(run: Run) -> float:
     return float(run.evals[-1, 1]) if len(run.evals) else math.nan
-
-
-def steps_per_second(run: Run) -> float:
-    """Env steps over the time they took: each SPS log covers the steps since the one before it."""
-    if len(run.sps) < 2:
-        return math.nan
-    steps = np.diff(run.sps[:, 0])
-    return float(steps.sum() / (steps / run.sps[1:, 1]).sum())
 
 
 def mean_std(values: list[float]) -> str:
@@ -151,7 +133,7 @@ def table(groups: dict[tuple[str, str], list[Run]], refs: list[dict], dirs: list
         steps = sorted({run.steps for run in runs})
         steps_text = f"{steps[0]:,}" if len(steps) == 1 else f"{steps[0]:,} to {steps[-1]:,} (unfinished runs)"
         seeds = ", ".join(str(run.seed) for run in runs)
-        sps = [steps_per_second(run) for run in runs]
+        sps = [steps_per_second(run.sps) for run in runs]
         sps_text = f"{np.nanmean(sps):.0f}" if not all(map(math.isnan, sps)) else "n/a"
         lines.append(f"| {env_id} | {script} | {len(runs)} ({seeds}) | {steps_text} | "
                      f"{mean_std([final_train_return(run) for run in runs])} | "

@@ -11,9 +11,10 @@ Every run trains from scratch in a temporary directory for learning_starts + `up
 update per env step once learning has started (batch 256, 256x256 networks; automatic alpha for SAC v2 and the
 peers, sac_v1_value.py at its defaults: a value network and a fixed alpha, and a V-Q-pi update every step). The runs are
 alternated (mode 1, mode 2, ..., then again) so that a machine whose speed drifts treats every mode alike.
-A script's rate is read from the wall times of its TensorBoard charts/SPS points after learning starts; a
-peer's from a callback at the same steps. The table gives the mean and spread over the repeats and the ratios
-to each peer on the CPU and to the script's eager mode. SBX (Stable-Baselines3's SAC in JAX, its whole gradient
+Each rate covers the steps from 100 after learning starts to the end, so that no compiler's first wait (torch.compile,
+XLA's jit) is in it: a script's is read from its TensorBoard charts/SPS points, a peer's from a callback at the same
+steps. The table gives the mean and spread over the repeats and the ratios to each peer on the CPU and to the
+script's eager mode. SBX (Stable-Baselines3's SAC in JAX, its whole gradient
 step one jit-compiled call) runs on the CPU; XLA takes its threads itself (all cores), --threads sets torch's.
 Modes that need a GPU run only where CUDA is available.
 
@@ -30,6 +31,8 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from tensorboard_logs import read_run, steps_per_second
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ["sac_continuous_action.py", "sac_v1_value.py"]  # those that exist are measured
@@ -54,7 +57,7 @@ class Clock(BaseCallback):
         super().__init__()
         self.times = {}
     def _on_step(self):
-        if self.num_timesteps in (learning_starts + 1, total):
+        if self.num_timesteps in (learning_starts + 100, total):  # its first updates (and XLA's jit) are before
             self.times[self.num_timesteps] = time.perf_counter()
         return True
 model = SAC("MlpPolicy", gym.make(env_id), learning_starts=learning_starts, batch_size=256, buffer_size=1_000_000,
@@ -62,18 +65,8 @@ model = SAC("MlpPolicy", gym.make(env_id), learning_starts=learning_starts, batc
             seed=int(seed), device=device)
 clock = Clock()
 model.learn(total, callback=clock)
-print((total - learning_starts - 1) / (clock.times[total] - clock.times[learning_starts + 1]))
+print((total - learning_starts - 100) / (clock.times[total] - clock.times[learning_starts + 100]))
 """
-
-
-def steps_per_second_after(run_dir: Path, learning_starts: int) -> float:
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
-    acc.Reload()
-    points = [e for e in acc.Scalars("charts/SPS") if e.step > learning_starts]
-    first, last = points[0], points[-1]
-    return (last.step - first.step) / (last.wall_time - first.wall_time)
 
 
 def measure(script: str, flags: list[str], args, seed: int) -> float:
@@ -100,7 +93,9 @@ def measure(script: str, flags: list[str], args, seed: int) -> float:
         if script in PEERS:
             rates = [float(out.split()[-1]) for out in outputs]
         else:
-            rates = [steps_per_second_after(next((cwd / "runs").iterdir()), args.learning_starts) for cwd in cwds]
+            # after the first 100 steps of learning, which hold the wait for torch.compile (the peers: for jit)
+            sps = [read_run(next((cwd / "runs").iterdir()))[0]["charts/SPS"] for cwd in cwds]
+            rates = [steps_per_second(rows, after_step=args.learning_starts + 100) for rows in sps]
     return statistics.mean(rates)
 
 
@@ -150,13 +145,16 @@ def main() -> None:
     parser.add_argument("--env-id", default="Hopper-v5")
     parser.add_argument("--learning-starts", type=int, default=5000)
     parser.add_argument("--updates", type=int, default=3000,
-                        help="env steps timed after learning starts (an update each; Atari: every 4th)")  # fmt: skip
+                        help="env steps after learning starts (an update each; Atari: every 4th); the first 100 are "
+                        "not timed")  # fmt: skip
     parser.add_argument("--threads", type=int, default=2, help="torch threads of every run")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each mode, alternated")
     parser.add_argument("--side-by-side", type=int, default=1, help="copies of each run started at once")
     parser.add_argument("--modes", nargs="*", help=f"default: all ({', '.join([*CPU_MODES, *CUDA_MODES, *PEERS])})")
     parser.add_argument("--scripts", nargs="*", help=f"default: those of {SCRIPTS} that exist")
     args = parser.parse_args()
+    if args.updates <= 100:
+        parser.error(f"--updates must be above 100 (the first 100 are not timed), got {args.updates}")
     runs = runs_to_make(args)
     rates: dict[str, list[float]] = {label: [] for label, _, _ in runs}
     for repeat in range(args.repeats):
@@ -167,8 +165,9 @@ def main() -> None:
     means = {label: statistics.mean(r) for label, r in rates.items()}
     together = f", {args.side_by_side} side by side (the rate of one)" if args.side_by_side > 1 else ""
     omp = f", OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}" if "OMP_WAIT_POLICY" in os.environ else ""
-    print(f"\n{args.env_id}, {args.threads} threads{omp}, {args.updates} env steps timed after {args.learning_starts} "
-          f"random steps, {args.repeats} runs each{together}, alternated; {machine()}\n")  # fmt: skip
+    print(f"\n{args.env_id}, {args.threads} threads{omp}, {args.updates} env steps after {args.learning_starts} random "
+          f"steps (the last {args.updates - 100} timed), {args.repeats} runs each{together}, alternated; "
+          f"{machine()}\n")  # fmt: skip
     print("| run | env steps/s | vs SB3 (cpu) | vs SBX (cpu) | vs eager |\n|-|-|-|-|-|")
     for label, r in rates.items():
         spread = f" ± {statistics.stdev(r):.1f}" if len(r) > 1 else ""

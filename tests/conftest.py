@@ -14,11 +14,17 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 CONTINUOUS = ["sac_continuous_action", "sac_v1_value"]  # the scripts for Box actions, alike outside the algorithm
 SCRIPTS = [*CONTINUOUS, "sac_discrete_atari"]  # all three
+NETWORKS = {  # the networks each script saves (--save-model), in its model file and its checkpoints
+    "sac_continuous_action": ["actor", "qf", "qf_target"],
+    "sac_v1_value": ["actor", "qf", "vf", "vf_target"],
+    "sac_discrete_atari": ["actor", "qf1", "qf2", "qf1_target", "qf2_target"],
+}
 # Runs a test starts are eager (--no-compile), one thread: compiling takes a minute, and only tests about compiling
 # (tests/test_compile.py) pay for it. A test that wants the compiled update adds --compile after these.
 EAGER = ["--threads", "1", "--no-compile"]
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "benchmark")]  # the scripts, and benchmark/'s modules
 torch.set_num_threads(1)
+from tensorboard_logs import read_run  # noqa: E402  (benchmark/ is on the path only from here)
 
 
 @pytest.fixture(scope="session")
@@ -33,10 +39,21 @@ def v1():
     return importlib.import_module("sac_v1_value")
 
 
+# A test runs over the scripts by taking one of these fixtures: `script` or `each_sac` (the same script as a module)
+# once per continuous-action script, `any_script` once per script of the three.
 @pytest.fixture(scope="session", params=CONTINUOUS)
-def each_sac(request):
-    """Each continuous-action script as a module: a test that takes this runs once per script."""
-    return importlib.import_module(request.param)
+def script(request) -> str:
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def each_sac(script):
+    return importlib.import_module(script)
+
+
+@pytest.fixture(scope="session", params=SCRIPTS)
+def any_script(request) -> str:
+    return request.param
 
 
 @pytest.fixture(scope="session")
@@ -45,21 +62,33 @@ def atari():
     return importlib.import_module("sac_discrete_atari")
 
 
-def run_script(*flags: str, cwd: Path, script: str = "sac_continuous_action", timeout: float = 600):
-    """Run a script with `flags` in `cwd` (runs/ and videos/ land there); stdout and stderr captured."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.run([sys.executable, str(ROOT / f"{script}.py"), *EAGER, *flags], cwd=cwd,
-                          env=env, capture_output=True, text=True, timeout=timeout)  # fmt: skip
+def command(program: str, *args: str) -> list[str]:
+    """The command line of a program of the repository: a SAC script by its name (EAGER first, so that flags given
+    after it win), or a file by its path from the root (benchmark/launch.py, benchmark/sac_continuous_action.sh)."""
+    if program in SCRIPTS:
+        return [sys.executable, str(ROOT / f"{program}.py"), *EAGER, *args]
+    path = ROOT / program
+    return ["bash" if path.suffix == ".sh" else sys.executable, str(path), *args]
 
 
-def start(script: str, *flags: str, cwd: Path) -> subprocess.Popen:
-    """Start a script with `flags` in `cwd` and return at once (run_script waits for the end)."""
-    command = [sys.executable, str(ROOT / f"{script}.py"), *EAGER, *flags]
-    return subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def run(program: str, *args: str, cwd: Path = ROOT, timeout: float = 600, env: dict | None = None, **options):
+    """Run a program of the repository (see command) in `cwd` (where runs/ and videos/ land) to its end; stdout and
+    stderr captured; `env` adds to the environment."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    return subprocess.run(command(program, *args), cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=timeout, **options)  # fmt: skip
 
 
-def run_ok(*flags: str, cwd: Path, script: str = "sac_continuous_action") -> subprocess.CompletedProcess:
-    result = run_script(*flags, cwd=cwd, script=script)
+def start(program: str, *args: str, cwd: Path = ROOT, env: dict | None = None) -> subprocess.Popen:
+    """Start a program of the repository (see command) and return at once."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    return subprocess.Popen(command(program, *args), cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)  # fmt: skip
+
+
+def run_ok(program: str, *args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    """run(), which must succeed."""
+    result = run(program, *args, cwd=cwd)
     assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     return result
 
@@ -72,11 +101,8 @@ def run_dir(cwd: Path) -> Path:
 
 def read_scalars(path: Path) -> dict[str, list[tuple[int, float]]]:
     """All scalars of a run's TensorBoard file: tag -> [(step, value), ...]."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    acc = EventAccumulator(str(path), size_guidance={"scalars": 0, "tensors": 0})
-    acc.Reload()
-    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+    scalars, _ = read_run(path)
+    return {tag: [(int(step), float(value)) for step, _, value in rows] for tag, rows in scalars.items()}
 
 
 def final_state(cwd: Path, script: str) -> tuple[dict, dict]:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 from ale_py.env import AtariEnv
-from conftest import final_state, read_scalars, run_dir, run_ok, run_script
+from conftest import final_state, read_scalars, run, run_dir, run_ok
 
 
 class FrameRecorder(gym.Wrapper):
@@ -153,7 +153,7 @@ def test_every_evaluation_with_the_same_seed_plays_the_same_games(atari):
     env = atari.make_env("BreakoutNoFrameskip-v4", train=False)
     torch.manual_seed(0)
     actor = atari.Actor(env.action_space.n)
-    first, second = (atari.evaluate(actor, env, 2, seed=1, device=torch.device("cpu")) for _ in range(2))
+    first, second = (atari.evaluate(actor, env, 2, seed=1) for _ in range(2))
     assert np.array_equal(first[0], second[0]) and np.array_equal(first[1], second[1]), (first, second)
     assert first[1].min() > 50  # whole games of 5 lives
 
@@ -229,7 +229,7 @@ def test_both_atari_id_families_pass_the_checks(atari):
 
 
 def test_bad_input_from_the_command_line_exits_2_before_training(tmp_path):
-    result = run_script("--env-id", "Hopper-v5", cwd=tmp_path, script="sac_discrete_atari")
+    result = run("sac_discrete_atari", "--env-id", "Hopper-v5", cwd=tmp_path)
     assert result.returncode == 2 and "use sac_continuous_action.py" in result.stderr
     assert result.stderr.count("\n") == 1 and not (tmp_path / "runs").exists()
 
@@ -249,8 +249,8 @@ FLAGS = ["--env-id", "BreakoutNoFrameskip-v4", "--total-timesteps", "900", "--le
 def breakout_runs(tmp_path_factory):
     """Three Breakout runs of 900 steps (300 past learning_starts): seed 1 twice (with a video), and seed 2."""
     cwds = {name: tmp_path_factory.mktemp(f"breakout_{name}") for name in "abc"}
-    results = {name: run_ok(*FLAGS, "--seed", "2" if name == "c" else "1", *(["--capture-video"] * (name == "a")),
-                            cwd=cwd, script="sac_discrete_atari") for name, cwd in cwds.items()}  # fmt: skip
+    results = {name: run_ok("sac_discrete_atari", *FLAGS, "--seed", "2" if name == "c" else "1",
+                            *(["--capture-video"] * (name == "a")), cwd=cwd) for name, cwd in cwds.items()}  # fmt: skip
     return cwds, results
 
 
@@ -283,7 +283,7 @@ def test_breakout_video_and_saved_model(breakout_runs):
     assert set(saved) == {"actor", "qf1", "qf2", "qf1_target", "qf2_target", "log_alpha", "args", "script"}
     # The targets were last copied at step 800, 25 updates before the end.
     assert not torch.equal(saved["qf1_target"]["net.1.weight"], saved["qf1"]["net.1.weight"])
-    evaluation = run_ok("--eval-model", str(model), "--eval-episodes", "1", cwd=cwds["a"], script="sac_discrete_atari")
+    evaluation = run_ok("sac_discrete_atari", "--eval-model", str(model), "--eval-episodes", "1", cwd=cwds["a"])
     printed = float(re.search(r"BreakoutNoFrameskip-v4: score ([\d.]+)", evaluation.stdout).group(1))
     assert printed == read_scalars(path)["eval/episodic_return"][-1][1]  # same actor, same seed: the same game
 
@@ -302,11 +302,11 @@ def test_same_seed_gives_identical_results_on_cpu(breakout_runs):
 def test_every_multiple_of_the_update_frequency_makes_an_update_with_many_sub_envs(atari, tmp_path):
     """8 sub-envs, an update every 4 env steps: two updates per step of all of them. 800 env steps past
     learning_starts make 200 updates (Adam counts its steps), not one per vector step (100)."""
-    run_ok("--env-id", "BreakoutNoFrameskip-v4", "--num-envs", "8", "--update-frequency", "4", "--total-timesteps",
-           "1200", "--learning-starts", "400", "--batch-size", "32", "--buffer-size", "2000", "--eval-frequency",
-           "1200", "--eval-episodes", "1", "--checkpoint-frequency", "1200", "--no-cuda", cwd=tmp_path,
-           script="sac_discrete_atari")  # fmt: skip
-    optimizer = torch.load(run_dir(tmp_path) / "checkpoint.pt", weights_only=True)["optimizer"]
+    run_ok("sac_discrete_atari", "--env-id", "BreakoutNoFrameskip-v4", "--num-envs", "8", "--update-frequency", "4",
+           "--total-timesteps", "1200", "--learning-starts", "400", "--batch-size", "32", "--buffer-size", "2000",
+           "--eval-frequency", "1200", "--eval-episodes", "1", "--checkpoint-frequency", "1200", "--no-cuda",
+           cwd=tmp_path)  # fmt: skip
+    optimizer = torch.load(run_dir(tmp_path) / "checkpoint.pt", weights_only=True)["state"]["agent"]["optimizer"]
     assert int(optimizer["t"]) == 200  # Adam's steps
     assert [atari.crossings(step, 8, 4) for step in (8, 16, 404)] == [2, 2, 2]
     assert [atari.crossings(step, 8, 100) for step in (96, 104, 200, 208)] == [0, 1, 1, 0]

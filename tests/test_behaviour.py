@@ -7,7 +7,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from conftest import CONTINUOUS, SCRIPTS, CounterEnv, collect, run_script
+from conftest import CONTINUOUS, CounterEnv, collect, run
 
 gym.register("tests/CounterTerminating-v0", entry_point=CounterEnv, kwargs={"terminate_at": 3},
              max_episode_steps=5)  # fmt: skip
@@ -128,14 +128,13 @@ def test_good_input_passes_the_checks(each_sac):
     assert each_sac.check_inputs(each_sac.Args(env_id="Hopper-v5")) == (11, 3)
 
 
-@pytest.mark.parametrize("script", CONTINUOUS)
 @pytest.mark.parametrize("flags, message", [
     (["--env-id", "NoSuchEnv-v0"], "is not a registered gymnasium environment; list the ids with"),
     (["--env-id", "CartPole-v1"], "use sac_discrete_atari.py"),
     (["--eval-model", "missing.pt"], "--eval-model missing.pt: cannot load it"),
 ])  # fmt: skip
 def test_bad_input_from_the_command_line_exits_2_before_training(tmp_path, script, flags, message):
-    result = run_script(*flags, cwd=tmp_path, script=script)
+    result = run(script, *flags, cwd=tmp_path)
     assert result.returncode == 2
     assert message in result.stderr and result.stderr.count("\n") == 1, result.stderr
     assert "Traceback" not in result.stderr + result.stdout
@@ -170,15 +169,15 @@ def test_v1_rewards_are_unscaled_with_autotune_unless_a_scale_is_given(v1):
         assert v1.Args(**overrides).reward_scale == scale, overrides
 
 
-@pytest.mark.parametrize("script", [*CONTINUOUS, "sac_discrete_atari"])
-def test_progress_in_a_log_file_every_5_percent_every_30_seconds_and_at_every_evaluation(script, capsys, monkeypatch):
-    module, clock = importlib.import_module(script), [1000.0]
+def test_progress_in_a_log_file_every_5_percent_every_30_seconds_and_at_every_evaluation(
+    any_script, capsys, monkeypatch
+):
+    module, clock = importlib.import_module(any_script), [1000.0]
     monkeypatch.setattr(module.time, "time", lambda: clock[0])
     progress = module.Progress(total=10_000)  # captured stdout is not a terminal: plain lines
-    printed = []
-    for step, seconds, last_eval in [(100, 1, None), (200, 29, None), (300, 31, None), (400, 40, None),
-                                     (500, 45, None), (600, 50, (600, -150.0, 10.0)), (700, 55, (600, -150.0, 10.0)),
-                                     (10_000, 56, (600, -150.0, 10.0))]:  # fmt: skip
+    printed, at_600 = [], module.Evaluation(step=600, mean=-150.0, std=10.0)
+    for step, seconds, last_eval in [(100, 1, None), (200, 29, None), (300, 31, None), (400, 40, None), (500, 45, None),
+                                     (600, 50, at_600), (700, 55, at_600), (10_000, 56, at_600)]:  # fmt: skip
         clock[0] = 1000.0 + seconds
         progress.update(step, -200.0, last_eval)
         printed += [line.split("/")[0] for line in capsys.readouterr().out.splitlines()]
@@ -186,11 +185,12 @@ def test_progress_in_a_log_file_every_5_percent_every_30_seconds_and_at_every_ev
     assert printed == ["step   300", "step   500", "step   600", "step 10000"]
 
 
-@pytest.mark.parametrize("script", SCRIPTS)
-def test_without_a_cpp_compiler_the_default_is_eager_and_an_explicit_compile_is_refused(script, monkeypatch, capsys):
-    module = importlib.import_module(script)
+def test_without_a_cpp_compiler_the_default_is_eager_and_an_explicit_compile_is_refused(
+    any_script, monkeypatch, capsys
+):
+    module = importlib.import_module(any_script)
     monkeypatch.setenv("CXX", "no-such-c++-compiler")  # what the scripts (and inductor) take for the C++ compiler
-    flags = dict(env_id="BreakoutNoFrameskip-v4" if script == "sac_discrete_atari" else "Pendulum-v1", cuda=False,
+    flags = dict(env_id="BreakoutNoFrameskip-v4" if any_script == "sac_discrete_atari" else "Pendulum-v1", cuda=False,
                  buffer_size=10_000)  # fmt: skip
     args = module.Args(**flags)
     module.check_inputs(args, given=set())  # --compile at its default: eager, with a notice

@@ -4,14 +4,13 @@ a run that fails among runs that succeed."""
 import csv
 import os
 import signal
-import subprocess
 import sys
 import time
 
 import matplotlib.image
 import numpy as np
 import pytest
-from conftest import ROOT, read_scalars
+from conftest import ROOT, read_scalars, run, start
 
 MUJOCO = [f"{name}-v5" for name in ["Hopper", "Walker2d", "HalfCheetah", "Ant", "Humanoid", "InvertedPendulum"]]
 DMC = [f"dm_control/{task}-v0" for task in ["cartpole-swingup", "reacher-hard", "cheetah-run", "walker-run",
@@ -22,10 +21,9 @@ SWEEP = {"ENVS": "Pendulum-v1 NoSuchEnv-v0", "SEEDS": "1 2", "STEPS": "1500", "W
 
 
 def sweep(*args, cwd, sh="sac_continuous_action.sh", **variables):
-    """benchmark/{sh} with these arguments and environment variables."""
-    env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}", **variables}
-    command = ["bash", str(ROOT / "benchmark" / sh), *args]
-    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    """benchmark/{sh} with these arguments and environment variables (and this Python first on the PATH)."""
+    path = f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}"
+    return run(f"benchmark/{sh}", *args, cwd=cwd, env={"PATH": path, **variables})
 
 
 @pytest.fixture(scope="module")
@@ -70,19 +68,18 @@ def test_a_sweep_runs_every_run_to_its_log_and_names_the_failed_ones(pendulum_sw
         assert "error: --env-id 'NoSuchEnv-v0' is not a registered gymnasium environment" in log.read_text()
         assert "final evaluation at step 1500" in (out / "logs" / f"Pendulum-v1__{seed}.log").read_text()
     runs = sorted((out / "runs").iterdir())
-    assert [run.name.split("__")[:3] for run in runs] == [["Pendulum-v1", "sac_continuous_action", "1"],
-                                                          ["Pendulum-v1", "sac_continuous_action", "2"]]  # fmt: skip
-    for run in runs:
-        assert read_scalars(run)["eval/episodic_return"][-1][0] == 1500
+    assert [path.name.split("__")[:3] for path in runs] == [["Pendulum-v1", "sac_continuous_action", "1"],
+                                                            ["Pendulum-v1", "sac_continuous_action", "2"]]  # fmt: skip
+    for path in runs:
+        assert read_scalars(path)["eval/episodic_return"][-1][0] == 1500
     assert "4/4 runs done, 0 running, 0 waiting, 2 failed" in result.stdout
 
 
 def test_logs_are_written_while_runs_go_and_a_stopped_sweep_stops_its_runs(tmp_path):
-    env = {**os.environ, "ENVS": "Pendulum-v1", "SEEDS": "1 2 3", "STEPS": "20000", "WORKERS": "2",
+    env = {"ENVS": "Pendulum-v1", "SEEDS": "1 2 3", "STEPS": "20000", "WORKERS": "2",
            "EXTRA_ARGS": "--learning-starts 500 --no-compile"}  # fmt: skip
-    launcher = subprocess.Popen([sys.executable, str(ROOT / "benchmark" / "launch.py"), "sac_continuous_action.py",
-                                 "--envs", "Hopper-v5", "--out", str(tmp_path)], env=env, stdout=subprocess.PIPE,
-                                text=True)  # fmt: skip
+    launcher = start("benchmark/launch.py", "sac_continuous_action.py", "--envs", "Hopper-v5", "--out", str(tmp_path),
+                     env=env)  # fmt: skip
     log = tmp_path / "logs" / "Pendulum-v1__1.log"
     deadline = time.time() + 120
     # The first progress line (at step 1,000 of 20,000) is in the log while the run goes: it is training, past the
@@ -99,8 +96,7 @@ def test_logs_are_written_while_runs_go_and_a_stopped_sweep_stops_its_runs(tmp_p
 
 
 def report(*args):
-    command = [sys.executable, str(ROOT / "benchmark" / "report.py"), *map(str, args)]
-    return subprocess.run(command, capture_output=True, text=True, timeout=300)
+    return run("benchmark/report.py", *map(str, args), timeout=300)
 
 
 def test_the_report_of_a_sweep_holds_what_its_tensorboard_files_hold(pendulum_sweep, tmp_path):

@@ -13,50 +13,42 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import CONTINUOUS, EAGER, ROOT, final_state, read_scalars, run_dir, run_ok, run_script, start
+from conftest import CONTINUOUS, NETWORKS, ROOT, final_state, read_scalars, run, run_dir, run_ok, start
 
-NETWORKS = {"sac_continuous_action": ["actor", "qf", "qf_target"], "sac_v1_value": ["actor", "qf", "vf", "vf_target"]}
 ENV = {"sac_continuous_action": "Pendulum-v1", "sac_v1_value": "Pendulum-v1",
        "sac_discrete_atari": "BreakoutNoFrameskip-v4"}  # fmt: skip
 
 
-@pytest.fixture(params=CONTINUOUS)
-def script(request):
-    """Each continuous-action script's name: a test that takes this runs once per script."""
-    return request.param
+def saved_step(path: Path) -> int:
+    """The env step at which a checkpoint was written."""
+    return torch.load(path, weights_only=True)["state"]["global_step"]
 
 
-@pytest.fixture(params=list(ENV))
-def any_script(request):
-    """Each of the three scripts' names."""
-    return request.param
-
-
-def wait_for_checkpoint(process, cwd, iteration, timeout=600) -> Path:
-    """Poll until the run started in `cwd` has written a checkpoint of at least `iteration` (an atomic rename: never a
+def wait_for_checkpoint(process, cwd, step, timeout=600) -> Path:
+    """Poll until the run started in `cwd` has written a checkpoint of at least `step` (an atomic rename: never a
     partial file); return its path. What the run reports, not a time, says how far it is: a loaded machine only
     makes this wait longer."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         assert process.poll() is None, process.communicate()
         path = next((cwd / "runs").glob("*/checkpoint.pt"), None)
-        if path and torch.load(path, weights_only=True)["iteration"] >= iteration:
+        if path and saved_step(path) >= step:
             return path
         time.sleep(0.02)
-    raise AssertionError(f"no checkpoint of iteration {iteration} in {timeout} s")
+    raise AssertionError(f"no checkpoint of step {step} in {timeout} s")
 
 
 def killed_and_resumed(script, flags, every, tmp_path):
     """Run `flags` twice: once left alone, once killed by SIGKILL right after its second checkpoint (at step
-    2 * every: iteration `every` with 2 sub-envs) and resumed. Returns both final states (model, scalars)."""
+    2 * every, with 2 sub-envs) and resumed. Returns both final states (model, scalars)."""
     (tmp_path / "alone").mkdir()
     (tmp_path / "killed").mkdir()
-    run_ok(*flags, cwd=tmp_path / "alone", script=script)
+    run_ok(script, *flags, cwd=tmp_path / "alone")
     process = start(script, *flags, cwd=tmp_path / "killed")
-    checkpoint = wait_for_checkpoint(process, tmp_path / "killed", every)
+    checkpoint = wait_for_checkpoint(process, tmp_path / "killed", 2 * every)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    resumed = run_ok("--resume", str(checkpoint.parent), cwd=tmp_path / "killed", script=script)
+    resumed = run_ok(script, "--resume", str(checkpoint.parent), cwd=tmp_path / "killed")
     assert f"resuming run {checkpoint.parent.name} at step {2 * every}" in resumed.stdout
     return final_state(tmp_path / "alone", script), final_state(tmp_path / "killed", script)
 
@@ -92,7 +84,7 @@ def test_a_breakout_run_killed_after_a_checkpoint_and_resumed_ends_exactly_as_on
              "--eval-episodes", "1", "--save-model", "--no-cuda", "--checkpoint-frequency", "400",
              "--num-envs", "2"]  # fmt: skip
     alone, killed = killed_and_resumed("sac_discrete_atari", flags, 400, tmp_path)
-    assert_same_run(alone, killed, ["actor", "qf1", "qf2", "qf1_target", "qf2_target"])
+    assert_same_run(alone, killed, NETWORKS["sac_discrete_atari"])
 
 
 def test_sigterm_stops_after_the_step_writes_a_checkpoint_and_the_run_resumes(tmp_path, any_script):
@@ -106,7 +98,7 @@ def test_sigterm_stops_after_the_step_writes_a_checkpoint_and_the_run_resumes(tm
     assert process.returncode == 0, err
     path = run_dir(tmp_path)
     checkpoint = torch.load(path / "checkpoint.pt", weights_only=True)
-    step = checkpoint["iteration"]
+    step = checkpoint["state"]["global_step"]
     buffer = checkpoint["buffer"]
     if script in CONTINUOUS:  # one transition per step, the buffer's filled part
         assert 400 <= step < 100_000 and buffer["size"] == step and len(buffer["obs"]) == step
@@ -115,7 +107,7 @@ def test_sigterm_stops_after_the_step_writes_a_checkpoint_and_the_run_resumes(tm
     assert f"stopped by SIGTERM at step {step}; checkpoint {path.relative_to(tmp_path)}/checkpoint.pt" in out
     assert f"--resume {path.relative_to(tmp_path)}" in out and (path / f"{script}.pt").exists()
     end = (step // 100 + 3) * 100  # a longer run than the stopped one asked for: --total-timesteps may change
-    run_ok("--resume", str(path), "--total-timesteps", str(end), cwd=tmp_path, script=script)
+    run_ok(script, "--resume", str(path), "--total-timesteps", str(end), cwd=tmp_path)
     scalars = read_scalars(path)
     assert scalars["losses/qf1_loss"][-1][0] == end and scalars["eval/episodic_return"][-1][0] == end
     steps = [s for s, _ in scalars["losses/qf1_loss"]]
@@ -132,29 +124,29 @@ def test_a_first_sigint_asks_for_a_stop_and_a_second_one_exits_at_once(any_scrip
 
 
 def test_a_non_finite_reward_stops_the_run_with_one_line(tmp_path, script):
-    result = run_script("--env-id", "tests.faulty_envs:NaNRewardPendulum-v0", "--total-timesteps", "1000",
+    result = run(script, "--env-id", "tests.faulty_envs:NaNRewardPendulum-v0", "--total-timesteps", "1000",
                         "--learning-starts", "300", "--batch-size", "64", "--checkpoint-frequency", "20",
-                        cwd=tmp_path, script=script)  # fmt: skip
+                        cwd=tmp_path)  # fmt: skip
     assert result.returncode == 1
     assert result.stderr.strip().endswith("error: non-finite reward from the environment at step 50; the run stops "
                                           "(the last checkpoint, if any, is from before it)")  # fmt: skip
-    assert torch.load(run_dir(tmp_path) / "checkpoint.pt", weights_only=True)["iteration"] == 40  # the last good one
+    assert saved_step(run_dir(tmp_path) / "checkpoint.pt") == 40  # the last good one
 
 
 def test_bad_checkpoints_are_refused_with_one_line(tmp_path, any_script):
     script = any_script
-    run_ok("--env-id", ENV[script], "--total-timesteps", "400", "--learning-starts", "300", "--batch-size", "64",
-           "--eval-episodes", "1", "--checkpoint-frequency", "200", cwd=tmp_path, script=script)  # fmt: skip
+    run_ok(script, "--env-id", ENV[script], "--total-timesteps", "400", "--learning-starts", "300", "--batch-size",
+           "64", "--eval-episodes", "1", "--checkpoint-frequency", "200", cwd=tmp_path)  # fmt: skip
     good = run_dir(tmp_path) / "checkpoint.pt"
     truncated, corrupted, other = tmp_path / "truncated.pt", tmp_path / "corrupted.pt", tmp_path / "other.pt"
     data = good.read_bytes()
     truncated.write_bytes(data[: len(data) // 2])
-    actor = torch.load(good, weights_only=True)["actor"].values()
+    actor = torch.load(good, weights_only=True)["state"]["agent"]["actor"].values()
     weights = max((t for t in actor if t.is_contiguous()), key=torch.numel).numpy().tobytes()
     at = data.index(weights[:64]) + 10  # a byte inside the actor's largest weights: the file still loads
     corrupted.write_bytes(data[:at] + bytes([data[at] ^ 0xFF]) + data[at + 1 :])
     other_script = next(name for name in ENV if name != script)
-    torch.save({"script": other_script, "iteration": 3}, other)
+    torch.save({"script": other_script, "run_name": "other"}, other)
     cases = [
         ([str(truncated)], f"--resume {truncated}: cannot load it"),
         ([str(corrupted)], f"--resume {corrupted}: the file is corrupted (its contents do not match the checksum"),
@@ -163,13 +155,13 @@ def test_bad_checkpoints_are_refused_with_one_line(tmp_path, any_script):
         ([str(tmp_path / "missing")], "cannot load it"),
     ]
     for flags, message in cases:
-        result = run_script("--resume", *flags, cwd=tmp_path, script=script)
+        result = run(script, "--resume", *flags, cwd=tmp_path)
         assert result.returncode == 2 and message in result.stderr and result.stderr.count("\n") == 1, result.stderr
 
 
 def test_an_unwritable_run_directory_is_refused_before_training(tmp_path, any_script):
     (tmp_path / "runs").write_text("a file where the runs directory should be")
-    result = run_script("--env-id", ENV[any_script], "--checkpoint-frequency", "100", cwd=tmp_path, script=any_script)
+    result = run(any_script, "--env-id", ENV[any_script], "--checkpoint-frequency", "100", cwd=tmp_path)
     assert result.returncode == 2 and f"error: cannot write the run directory runs/{ENV[any_script]}__" in result.stderr
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
 
@@ -185,25 +177,26 @@ def test_a_full_disk_during_a_checkpoint_stops_the_run_and_keeps_the_previous_ch
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_LIMIT[any_script], FILE_LIMIT[any_script]))
 
-    command = [sys.executable, str(ROOT / f"{any_script}.py"), *EAGER, "--env-id", ENV[any_script],
-               "--total-timesteps", "600", "--learning-starts", "300", "--batch-size", "64", "--checkpoint-frequency",
-               "200", "--no-cuda"]  # fmt: skip
-    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, preexec_fn=limit_file_size)
+    result = run(any_script, "--env-id", ENV[any_script], "--total-timesteps", "600", "--learning-starts", "300",
+                 "--batch-size", "64", "--checkpoint-frequency", "200", "--no-cuda", cwd=tmp_path,
+                 preexec_fn=limit_file_size)  # fmt: skip
     path = run_dir(tmp_path) / "checkpoint.pt"
     assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
     assert result.stderr.endswith(f"error: cannot write the checkpoint {path.relative_to(tmp_path)} at step 400: File "
                                   "too large; the previous checkpoint is unchanged\n")  # fmt: skip
-    assert torch.load(path, weights_only=True)["iteration"] == 200 and not path.with_suffix(".pt.tmp").exists()
-    assert run_ok("--resume", str(path), "--total-timesteps", "400", cwd=tmp_path, script=any_script)
+    assert saved_step(path) == 200 and not path.with_suffix(".pt.tmp").exists()
+    assert run_ok(any_script, "--resume", str(path), "--total-timesteps", "400", cwd=tmp_path)
 
 
-def test_a_non_finite_loss_stops_the_run_with_one_line(tmp_path, any_script, capsys):
-    from torch.utils.tensorboard import SummaryWriter
-
-    log = importlib.import_module(any_script).RunLog(SummaryWriter(tmp_path), num_envs=1)
-    losses = {"qf1_loss": torch.tensor(0.5), "actor_loss": torch.tensor(float("inf"))}
+def test_a_non_finite_loss_stops_the_run_with_one_line(tmp_path, any_script, capsys, monkeypatch):
+    """The losses are read every 100 env steps, at the end of the step (Run.end_of_step)."""
+    module = importlib.import_module(any_script)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(signal, "signal", lambda signum, handler: None)  # pytest keeps its own handlers
+    run = module.Run(module.Args(env_id=ENV[any_script], cuda=False), checkpoint=None)
+    losses = {"qf1_loss": torch.tensor(0.5), "actor_loss": torch.tensor(float("inf")), "alpha": torch.tensor([0.2])}
     with pytest.raises(SystemExit) as stop:
-        log.maybe_losses({**losses, "alpha": torch.tensor([0.2])}, global_step=300)
+        run.end_of_step(module.TrainState(None, None, global_step=300, losses=losses), rb=None, envs=None)
     assert stop.value.code == 1
     assert capsys.readouterr().err.endswith("error: non-finite actor_loss in the update at step 300; the run stops "
                                             "(the last checkpoint, if any, is from before it)\n")  # fmt: skip
@@ -254,16 +247,15 @@ def test_a_flag_given_on_resume_applies_even_at_its_default_value(tmp_path, any_
     evaluated every 150 steps; a flag at its default value used to be dropped for the run's own value); a setting of
     the run given at its default value, where the run had another, is refused."""
     script, defaults = any_script, importlib.import_module(any_script).Args()
-    run_ok("--env-id", ENV[script], "--total-timesteps", "400", "--learning-starts", "300", "--batch-size", "64",
-           "--buffer-size", "2000", "--eval-frequency", "150", "--eval-episodes", "1", "--checkpoint-frequency", "400",
-           "--no-cuda", cwd=tmp_path, script=script)  # fmt: skip
+    run_ok(script, "--env-id", ENV[script], "--total-timesteps", "400", "--learning-starts", "300", "--batch-size",
+           "64", "--buffer-size", "2000", "--eval-frequency", "150", "--eval-episodes", "1", "--checkpoint-frequency",
+           "400", "--no-cuda", cwd=tmp_path)  # fmt: skip
     path = run_dir(tmp_path)
-    run_ok("--resume", str(path), "--total-timesteps", "600", "--eval-frequency", str(defaults.eval_frequency),
-           "--checkpoint-frequency", "0", cwd=tmp_path, script=script)  # fmt: skip
+    run_ok(script, "--resume", str(path), "--total-timesteps", "600", "--eval-frequency", str(defaults.eval_frequency),
+           "--checkpoint-frequency", "0", cwd=tmp_path)  # fmt: skip
     assert [step for step, _ in read_scalars(path)["eval/episodic_return"]] == [150, 300, 400, 600]
-    assert torch.load(path / "checkpoint.pt", weights_only=True)["iteration"] == 400  # none written after it
-    result = run_script("--resume", str(path), "--learning-starts", str(defaults.learning_starts), cwd=tmp_path,
-                        script=script)  # fmt: skip
+    assert saved_step(path / "checkpoint.pt") == 400  # none written after it
+    result = run(script, "--resume", str(path), "--learning-starts", str(defaults.learning_starts), cwd=tmp_path)
     assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
     assert f"--learning-starts {defaults.learning_starts} differs from the run's 300" in result.stderr
 

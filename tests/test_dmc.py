@@ -7,9 +7,8 @@ os.environ.setdefault("MUJOCO_GL", "egl")  # as the scripts do without a display
 
 import gymnasium as gym  # noqa: E402
 import numpy as np  # noqa: E402
-import pytest  # noqa: E402
 import shimmy  # noqa: E402  (importing it registers the dm_control/... ids)
-from conftest import CONTINUOUS, collect, read_scalars, run_dir, run_ok  # noqa: E402
+from conftest import collect, read_scalars, run_dir, run_ok  # noqa: E402
 from dm_control import mujoco  # noqa: E402
 from dm_control.rl import control  # noqa: E402
 from dm_control.suite import base  # noqa: E402
@@ -104,11 +103,10 @@ def test_a_dm_env_termination_is_stored_as_terminal(each_sac):
     assert terminations.sum() == 3
 
 
-@pytest.mark.parametrize("script", CONTINUOUS)
 def test_a_dm_control_run_trains_evaluates_and_logs(tmp_path, script):
     flags = ["--env-id", "dm_control/cartpole-swingup-v0", "--total-timesteps", "1500", "--learning-starts", "1000",
              "--batch-size", "64", "--eval-episodes", "1", "--save-model"]  # fmt: skip
-    result = run_ok(*flags, cwd=tmp_path, script=script)
+    result = run_ok(script, *flags, cwd=tmp_path)
     assert "final evaluation at step 1500" in result.stdout and result.stderr == ""
     path = run_dir(tmp_path)
     assert path.name.startswith(f"dm_control-cartpole-swingup-v0__{script}__1__")

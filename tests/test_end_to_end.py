@@ -4,7 +4,7 @@ import re
 
 import pytest
 import torch
-from conftest import CONTINUOUS, final_state, read_scalars, run_dir, run_ok, start
+from conftest import NETWORKS, final_state, read_scalars, run_dir, run_ok, start
 
 COMMON_TAGS = {
     "charts/episodic_return", "charts/episodic_length", "charts/SPS", "eval/episodic_return", "eval/episodic_length",
@@ -15,10 +15,6 @@ TAGS = {  # what each script logs at its defaults: SAC v2 tunes alpha, SAC v1 ha
     "sac_continuous_action": COMMON_TAGS | {"losses/alpha_loss"},
     "sac_v1_value": COMMON_TAGS | {"losses/vf_loss", "losses/vf_values"},
 }
-SAVED = {  # the networks each script saves
-    "sac_continuous_action": ["actor", "qf", "qf_target"],
-    "sac_v1_value": ["actor", "qf", "vf", "vf_target"],
-}
 
 
 def logged_every_100(first: int, last: int, num_envs: int) -> list[int]:
@@ -26,15 +22,15 @@ def logged_every_100(first: int, last: int, num_envs: int) -> list[int]:
     return [s for s in range(first + num_envs, last + 1, num_envs) if s // 100 > (s - num_envs) // 100]
 
 
-@pytest.fixture(scope="module", params=CONTINUOUS)
-def pendulum_run(request, tmp_path_factory):
+@pytest.fixture(scope="module")
+def pendulum_run(script, tmp_path_factory):
     """Pendulum-v1 with 3 sub-envs (500 steps each), past learning_starts, with videos and a saved model;
     once per script: (script, cwd, run directory, the finished process)."""
-    cwd = tmp_path_factory.mktemp(f"pendulum_{request.param}")
-    result = run_ok("--env-id", "Pendulum-v1", "--num-envs", "3", "--total-timesteps", "1500",
+    cwd = tmp_path_factory.mktemp(f"pendulum_{script}")
+    result = run_ok(script, "--env-id", "Pendulum-v1", "--num-envs", "3", "--total-timesteps", "1500",
                     "--learning-starts", "600", "--batch-size", "64", "--eval-frequency", "600", "--eval-episodes",
-                    "2", "--capture-video", "--save-model", cwd=cwd, script=request.param)  # fmt: skip
-    return request.param, cwd, run_dir(cwd), result
+                    "2", "--capture-video", "--save-model", cwd=cwd)  # fmt: skip
+    return script, cwd, run_dir(cwd), result
 
 
 def test_pendulum_logs_every_metric_at_the_right_steps(pendulum_run):
@@ -67,10 +63,10 @@ def test_saved_model_evaluates_to_the_runs_final_evaluation(pendulum_run):
     script, cwd, path, result = pendulum_run
     model = path / f"{script}.pt"
     saved = torch.load(model, weights_only=True)
-    assert set(saved) == {*SAVED[script], "log_alpha", "args", "script"}
+    assert set(saved) == {*NETWORKS[script], "log_alpha", "args", "script"}
     assert saved["args"]["env_id"] == "Pendulum-v1" and f"--eval-model {model.relative_to(cwd)}" in result.stdout
     # Same actor, same evaluation seed: the standalone evaluation replays the run's final one exactly.
-    evaluation = run_ok("--eval-model", str(model), "--eval-episodes", "2", cwd=cwd, script=script)
+    evaluation = run_ok(script, "--eval-model", str(model), "--eval-episodes", "2", cwd=cwd)
     printed = float(re.search(r"Pendulum-v1: return (-?[\d.]+)", evaluation.stdout).group(1))
     final_logged = read_scalars(path)["eval/episodic_return"][-1][1]
     assert abs(printed - final_logged) < 0.06, (printed, final_logged)
@@ -79,30 +75,28 @@ def test_saved_model_evaluates_to_the_runs_final_evaluation(pendulum_run):
 @pytest.mark.parametrize("script, extra", [("sac_continuous_action", []),
                                            ("sac_v1_value", ["--autotune", "--policy-reg", "1e-3"])])  # fmt: skip
 def test_hopper_trains_saves_and_its_model_renders_a_video(tmp_path, script, extra):
-    run_ok("--env-id", "Hopper-v5", "--total-timesteps", "700", "--learning-starts", "500", "--batch-size", "64",
-           "--eval-frequency", "700", "--eval-episodes", "1", "--save-model", *extra,
-           cwd=tmp_path, script=script)  # fmt: skip
+    run_ok(script, "--env-id", "Hopper-v5", "--total-timesteps", "700", "--learning-starts", "500", "--batch-size",
+           "64", "--eval-frequency", "700", "--eval-episodes", "1", "--save-model", *extra, cwd=tmp_path)  # fmt: skip
     path = run_dir(tmp_path)
     scalars = read_scalars(path)
     assert set(scalars) == TAGS[script] | {"losses/alpha_loss"}  # v1 with --autotune tunes alpha as well
     assert [step for step, _ in scalars["losses/qf1_loss"]] == [600, 700]
     assert scalars["eval/episodic_return"][0][0] == 700
     assert scalars["losses/alpha"][-1][1] != 1.0  # alpha (from 1) is learnt in both
-    evaluation = run_ok("--eval-model", str(path / f"{script}.pt"), "--eval-episodes", "1", "--capture-video",
-                        cwd=tmp_path, script=script)  # fmt: skip
+    evaluation = run_ok(script, "--eval-model", str(path / f"{script}.pt"), "--eval-episodes", "1", "--capture-video",
+                        cwd=tmp_path)  # fmt: skip
     (video,) = (tmp_path / "videos").glob("Hopper-v5__*__eval__*/*.mp4")  # MuJoCo rendered headless
     assert video.stat().st_size > 1000 and "Hopper-v5: return" in evaluation.stdout
 
 
-@pytest.mark.parametrize("script", CONTINUOUS)
 def test_same_seed_gives_identical_results_on_cpu(tmp_path, script):
     flags = ["--env-id", "Pendulum-v1", "--total-timesteps", "1300", "--learning-starts", "1000",
              "--batch-size", "64", "--eval-episodes", "1", "--save-model", "--no-cuda"]  # fmt: skip
     for name, seed in [("a", "1"), ("b", "1"), ("c", "2")]:
         (tmp_path / name).mkdir()
-        run_ok(*flags, "--seed", seed, cwd=tmp_path / name, script=script)
+        run_ok(script, *flags, "--seed", seed, cwd=tmp_path / name)
     (a, logs_a), (b, logs_b), (c, _) = (final_state(tmp_path / name, script) for name in "abc")
-    for net in SAVED[script]:
+    for net in NETWORKS[script]:
         for key in a[net]:
             assert torch.equal(a[net][key], b[net][key]), (net, key)
     assert torch.equal(a["log_alpha"], b["log_alpha"])
@@ -118,7 +112,6 @@ def test_same_seed_gives_identical_results_on_cpu(tmp_path, script):
 LEARNS = {"sac_continuous_action": (5000, -300), "sac_v1_value": (10_000, -450)}  # steps, the bar
 
 
-@pytest.mark.parametrize("script", CONTINUOUS)
 def test_pendulum_learns(tmp_path, script):
     """A CI-sized learning check that holds on any CPU: seeds 1 and 2, side by side, each past its bar."""
     steps, bar = LEARNS[script]
@@ -135,15 +128,15 @@ def test_pendulum_learns(tmp_path, script):
         assert step == steps and final >= bar, (seed, final)
 
 
-@pytest.mark.parametrize("script", CONTINUOUS)
 def test_gradient_steps_make_that_many_updates_per_env_step(tmp_path, script):
     """--gradient-steps 3: the 100 env steps past learning_starts make 300 updates of every network (each Adam counts
     its steps; SAC v2's actor too: its delayed updates catch up in pairs)."""
-    run_ok("--env-id", "Pendulum-v1", "--total-timesteps", "400", "--learning-starts", "300", "--batch-size", "64",
-           "--gradient-steps", "3", "--eval-frequency", "400", "--eval-episodes", "1", "--checkpoint-frequency", "400",
-           cwd=tmp_path, script=script)  # fmt: skip
+    run_ok(script, "--env-id", "Pendulum-v1", "--total-timesteps", "400", "--learning-starts", "300", "--batch-size",
+           "64", "--gradient-steps", "3", "--eval-frequency", "400", "--eval-episodes", "1", "--checkpoint-frequency",
+           "400", cwd=tmp_path)  # fmt: skip
     checkpoint = torch.load(run_dir(tmp_path) / "checkpoint.pt", weights_only=True)
-    optimizers = [checkpoint[name] for name in checkpoint if name.endswith("optimizer")]
+    agent = checkpoint["state"]["agent"]
+    optimizers = [agent[name] for name in agent if name.endswith("optimizer")]
     steps = {int(optimizer["t"]) for optimizer in optimizers}  # each Adam's steps
     assert optimizers and steps == {300}
-    assert checkpoint["args"]["gradient_steps"] == 3 and checkpoint["loop"]["n_updates"] == 300
+    assert checkpoint["args"]["gradient_steps"] == 3 and checkpoint["state"]["n_updates"] == 300

@@ -1,10 +1,8 @@
 """The README's fresh-machine commands and what CI runs stay the same thing."""
 
 import re
-import subprocess
-import sys
 
-from conftest import ROOT
+from conftest import ROOT, run
 
 
 def test_ci_runs_the_readme_test_command_verbatim():
@@ -18,27 +16,25 @@ def test_ci_runs_the_readme_test_command_verbatim():
 def test_speed_benchmark_times_a_real_run_and_prints_its_table(tmp_path):
     # The eager mode only (the peer, Stable-Baselines3, is not in requirements-dev.txt): short Pendulum runs, two of
     # each at once (as runs sharing a machine).
-    command = [sys.executable, str(ROOT / "benchmark" / "speed.py"), "--env-id", "Pendulum-v1", "--threads", "1",
-               "--learning-starts", "300", "--updates", "400", "--repeats", "1", "--modes", "eager",
-               "--side-by-side", "2"]  # fmt: skip
-    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    result = run("benchmark/speed.py", "--env-id", "Pendulum-v1", "--threads", "1", "--learning-starts", "300",
+                 "--updates", "400", "--repeats", "1", "--modes", "eager", "--side-by-side", "2", cwd=tmp_path,
+                 timeout=300)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     for script in ["sac_continuous_action", "sac_v1_value"]:  # every script there is, timed
         (row,) = [line for line in result.stdout.splitlines() if line.startswith(f"| {script} eager |")]
         rate = float(row.split("|")[2])
         assert 1 < rate < 100_000 and row.endswith("| - | 1.00x |"), row
     assert (
-        "Pendulum-v1, 1 threads, 400 env steps timed after 300 random steps, 1 runs each, 2 side by side"
+        "Pendulum-v1, 1 threads, 400 env steps after 300 random steps (the last 300 timed), 1 runs each, 2 side by side"
         in result.stdout
     )
-    unknown = subprocess.run([*command[:2], "--modes", "turbo"], capture_output=True, text=True, timeout=60)
+    unknown = run("benchmark/speed.py", "--modes", "turbo", timeout=60)
     assert unknown.returncode != 0 and "unknown or unavailable --modes ['turbo']" in unknown.stderr
 
 
 def test_buffer_memory_benchmark_fills_a_buffer_and_reports_its_size(tmp_path):
-    command = [sys.executable, str(ROOT / "benchmark" / "buffer_memory.py"), "--buffer-size", "20000",
-               "--real-steps", "300", "--checkpoint-dir", str(tmp_path / "checkpoint")]  # fmt: skip
-    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    result = run("benchmark/buffer_memory.py", "--buffer-size", "20000", "--real-steps", "300", "--checkpoint-dir",
+                 str(tmp_path / "checkpoint"), cwd=tmp_path, timeout=300)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     assert "buffer of 20,000 transitions: 7,067 bytes per transition, 0.14 GB" in result.stdout
     full = float(re.search(r"with the buffer full: resident ([\d.]+) GB", result.stdout).group(1))

@@ -13,14 +13,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, read_scalars
+from conftest import ROOT, read_scalars, run
 
-LAUNCH = [sys.executable, str(ROOT / "benchmark" / "launch.py"), "sac_continuous_action.py"]
 TINY = ["--", "--learning-starts", "1000", "--batch-size", "64", "--eval-episodes", "2", "--no-compile"]
 
 
 def launch(*args, env=None, check=True):
-    result = subprocess.run([*LAUNCH, *args], capture_output=True, text=True, env=env, timeout=120)
+    result = run("benchmark/launch.py", "sac_continuous_action.py", *args, env=env, timeout=120)
     assert not check or result.returncode == 0, result.stdout + result.stderr
     return result
 
