@@ -15,10 +15,22 @@ run's exp_name, which is the script's name unless --exp-name changed it), across
                    10-episode mean, against environment steps) as the mean over seeds with a band of +- one std,
                    and the eval return's mean over seeds as a dashed line.
   DIR/{env}.png    the same panel for each environment on its own.
+
+Beside the mean and std, results.md gives interval estimates that hold up with few seeds (Agarwal et al. 2021,
+benchmark/rl_statistics.py): for each environment and script the interquartile mean (IQM) of the final eval returns
+with its 95% stratified bootstrap confidence interval; for each script the IQM of its normalized final eval returns
+across the environments that have a normalization (benchmark/normalization.csv: 0 is a random policy's return, 1 a
+reference's; DeepMind Control: 0 and 1,000); and for each pair of scripts that ran the same environments, the
+probability that a run of one beats a run of the other on one of them, with its interval. Every interval needs at
+least two seeds of each environment and script. With a normalized environment, two more figures:
+
+  DIR/aggregate_curves.png     the IQM of the normalized eval return against environment steps, with its interval.
+  DIR/performance_profile.png  the fraction of runs whose normalized final eval return is above each score.
 """
 
 import argparse
 import csv
+import itertools
 import math
 import re
 import sys
@@ -26,10 +38,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import rl_statistics as stats
 from tensorboard_logs import read_run, steps_per_second
 
 LAST_EPISODES = 10  # the final training return of a seed: the mean of its last 10 episodes, as CleanRL reports it
 REFERENCES = Path(__file__).resolve().parent / "references.csv"
+NORMALIZATION = Path(__file__).resolve().parent / "normalization.csv"
 PANEL = (5.0, 3.6)  # inches; at DPI dots per inch each panel is 500 x 360 pixels
 DPI = 100
 
@@ -94,6 +108,91 @@ def mean_std(values: list[float]) -> str:
     return f"{np.mean(values):.1f} ± {np.std(values):.1f}"  # std over seeds, numpy's default (ddof=0)
 
 
+def final_evals(runs: list[Run]) -> np.ndarray:
+    """The final eval return of each run that has one."""
+    values = np.array([final_eval_return(run) for run in runs])
+    return values[~np.isnan(values)]
+
+
+def estimate(value: float, low: float, high: float) -> str:
+    return f"{value:.3f} [{low:.3f}, {high:.3f}]" if abs(value) < 10 else f"{value:.1f} [{low:.1f}, {high:.1f}]"
+
+
+def task_name(env_id: str) -> str:
+    """The environment without its version and Atari's naming: Hopper-v5 -> hopper, ALE/Breakout-v5 -> breakout."""
+    return base_name(env_id).removeprefix("ALE/").replace("NoFrameskip", "").lower()
+
+
+def read_normalization(path: Path) -> dict[str, dict]:
+    with open(path, newline="") as f:
+        return {row["env"].lower(): row for row in csv.DictReader(line for line in f if not line.startswith("#"))}
+
+
+def normalizer(env_id: str, norms: dict[str, dict]) -> tuple[float, float, str] | None:
+    """The returns that map to 0 and 1 for env_id, and where they come from; None where there are none."""
+    if env_id.startswith("dm_control/"):
+        return 0.0, 1000.0, "0 and 1,000: the range of a DeepMind Control episode's return"
+    row = norms.get(task_name(env_id))
+    if row is None:
+        return None
+    source = f"a random policy and {row['reference_kind']}: {row['source']} <{row['url']}>"
+    return float(row["random"]), float(row["reference"]), source
+
+
+def score_matrix(groups: dict, script: str, envs: list[str], norms: dict | None = None) -> np.ndarray:
+    """(seeds, envs): the script's final eval returns, normalized when `norms` is given. A stratified bootstrap needs
+    as many seeds of each env: the first n by seed number, n the fewest that any env has."""
+    columns = [final_evals(groups[(env_id, script)]) for env_id in envs]
+    n = min(map(len, columns))
+    scores = np.stack([column[:n] for column in columns], axis=1)
+    if norms is not None:
+        for j, env_id in enumerate(envs):
+            low, high, _ = normalizer(env_id, norms)
+            scores[:, j] = (scores[:, j] - low) / (high - low)
+    return scores
+
+
+def interval_sections(groups: dict[tuple[str, str], list[Run]], norms: dict[str, dict]) -> list[str]:
+    """results.md's sections on the aggregate across environments and on the probability of improvement."""
+    scripts = sorted({script for _, script in groups})
+    envs_of = {script: sorted(env_id for env_id, s in groups if s == script) for script in scripts}
+    lines = ["", "## Across environments", ""]
+    normalized = sorted({env_id for env_id, _ in groups if normalizer(env_id, norms)})
+    if normalized:
+        lines += [f"The IQM of each script's final eval returns, normalized, over the seeds of all the environments "
+                  f"it ran among {', '.join(normalized)}; their returns are mapped to 0 and 1 by:", ""]  # fmt: skip
+        for env_id in normalized:
+            low, high, source = normalizer(env_id, norms)
+            lines.append(f"- {env_id}: {low:g} and {high:g}, {source}")
+        lines += ["", "| Script | Environments | Seeds of each | Normalized IQM [95% CI] |", "|---|---|---|---|"]
+        for script in scripts:
+            envs = [env_id for env_id in envs_of[script] if env_id in normalized]
+            if envs:
+                scores = score_matrix(groups, script, envs, norms)
+                lines.append(
+                    f"| {script} | {len(envs)} | {len(scores)} | {estimate(*stats.interval(stats.iqm, scores))} |"
+                )
+    left_out = sorted({env_id for env_id, _ in groups} - set(normalized))
+    if left_out:
+        lines += [
+            "",
+            f"Not normalized (no row in benchmark/normalization.csv), so in no aggregate: {', '.join(left_out)}.",
+        ]
+    pairs = [(a, b, sorted(set(envs_of[a]) & set(envs_of[b]))) for a, b in itertools.combinations(scripts, 2)]
+    pairs = [(a, b, envs) for a, b, envs in pairs if envs]
+    if pairs:
+        lines += ["", "## Probability of improvement", "",
+                  "P(X > Y): the chance that a run of X ends with a higher final eval return than a run of Y on one of "
+                  "the environments both ran, drawn at random (ties count a half); 0.5 is no difference. It compares "
+                  "returns within each environment, so it needs no normalization.", "",
+                  "| X | Y | Environments | P(X > Y) [95% CI] |", "|---|---|---|---|"]  # fmt: skip
+        for a, b, envs in pairs:
+            scores_a, scores_b = score_matrix(groups, a, envs), score_matrix(groups, b, envs)
+            p = stats.interval(stats.probability_of_improvement, scores_a, scores_b)
+            lines.append(f"| {a} | {b} | {', '.join(envs)} | {estimate(*p)} |")
+    return lines
+
+
 def base_name(env_id: str) -> str:
     return re.sub(r"-v\d+$", "", env_id)
 
@@ -115,7 +214,7 @@ def published(refs: list[dict], env_id: str, steps: int, sources: dict[str, int]
     return "<br>".join(cells) or "–"
 
 
-def table(groups: dict[tuple[str, str], list[Run]], refs: list[dict], dirs: list[Path]) -> str:
+def table(groups: dict[tuple[str, str], list[Run]], refs: list[dict], norms: dict[str, dict], dirs: list[Path]) -> str:
     sources: dict[str, int] = {}
     lines = [
         "# Results",
@@ -123,11 +222,16 @@ def table(groups: dict[tuple[str, str], list[Run]], refs: list[dict], dirs: list
         f"{sum(map(len, groups.values()))} runs from {', '.join(f'`{d}`' for d in dirs)}. Returns are the mean ± std "
         f"over seeds of each seed's final training return (the mean of its last {LAST_EPISODES} training episodes) "
         "and of its final eval return (its last evaluation: the mean over its eval episodes of the deterministic "
-        "policy). Steps/s: the mean over seeds of each run's env steps over the time they took. Published: "
-        "the returns reported at the same step count, with their sources below.",
+        "policy). Final eval IQM: the interquartile mean of the seeds' final eval returns (the mean of the middle "
+        f"half; with fewer than 4 seeds, all of them) and its {stats.CONFIDENCE:.0%} confidence interval: the "
+        f"percentile interval over {stats.BOOTSTRAP_SAMPLES:,} bootstrap samples of the seeds (numpy generator seed "
+        f"{stats.SEED}), as rliable computes it (Agarwal et al. 2021). Steps/s: the mean over seeds of each run's env "
+        "steps over the time they took. Published: the returns reported at the same step count, with their sources "
+        "below.",
         "",
-        "| Environment | Script | Seeds | Steps | Final training return | Final eval return | Steps/s | Published |",
-        "|---|---|---|---|---|---|---|---|",
+        "| Environment | Script | Seeds | Steps | Final training return | Final eval return | Final eval IQM [95% CI] "
+        "| Steps/s | Published |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for (env_id, script), runs in groups.items():
         steps = sorted({run.steps for run in runs})
@@ -137,8 +241,10 @@ def table(groups: dict[tuple[str, str], list[Run]], refs: list[dict], dirs: list
         sps_text = f"{np.nanmean(sps):.0f}" if not all(map(math.isnan, sps)) else "n/a"
         lines.append(f"| {env_id} | {script} | {len(runs)} ({seeds}) | {steps_text} | "
                      f"{mean_std([final_train_return(run) for run in runs])} | "
-                     f"{mean_std([final_eval_return(run) for run in runs])} | {sps_text} | "
+                     f"{mean_std([final_eval_return(run) for run in runs])} | "
+                     f"{estimate(*stats.interval(stats.iqm, final_evals(runs)[:, None]))} | {sps_text} | "
                      f"{published(refs, env_id, steps[-1], sources)} |")  # fmt: skip
+    lines += interval_sections(groups, norms)
     if sources:
         lines += ["", "Sources:", ""] + [f"{number}. {source}" for source, number in sources.items()]
     return "\n".join(lines) + "\n"
@@ -231,22 +337,79 @@ def plot(groups: dict[tuple[str, str], list[Run]], out: Path) -> list[Path]:
     return written
 
 
+def plot_intervals(groups: dict[tuple[str, str], list[Run]], norms: dict[str, dict], out: Path) -> list[Path]:
+    """aggregate_curves.png and performance_profile.png, over the environments that have a normalization."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    scripts = sorted({script for _, script in groups})
+    colors = {script: f"C{i % 10}" for i, script in enumerate(scripts)}  # as in learning_curves.png
+    envs_of = {script: sorted(e for e, s in groups if s == script and normalizer(e, norms)) for script in scripts}
+    if not any(envs_of.values()):
+        return []
+    fig, (curves, profile) = plt.subplots(1, 2, figsize=(2 * PANEL[0], PANEL[1] + 0.6), dpi=DPI)
+    finals = {script: score_matrix(groups, script, envs, norms) for script, envs in envs_of.items() if envs}
+    lowest, highest = min(0.0, *(f.min() for f in finals.values())), max(f.max() for f in finals.values())
+    taus = np.linspace(lowest, highest + 0.1 * (highest - lowest), 200)  # the scores' range, from 0 on
+    for script, envs in envs_of.items():
+        if not envs:
+            continue
+        runs = [groups[(env_id, script)][: len(finals[script])] for env_id in envs]
+        evals = [[dict(map(tuple, run.evals)) for run in env_runs] for env_runs in runs]
+        steps = sorted(set.intersection(*(set(e) for env_evals in evals for e in env_evals)))
+        points = []
+        for step in steps:  # (seeds, envs) of normalized eval returns at this step
+            scores = np.array([[e[step] for e in env_evals] for env_evals in evals]).T
+            low, high, _ = zip(*(normalizer(env_id, norms) for env_id in envs), strict=True)
+            points.append(stats.interval(stats.iqm, (scores - np.array(low)) / (np.array(high) - np.array(low))))
+        if points:
+            value, low, high = map(np.array, zip(*points, strict=True))
+            curves.plot(steps, value, "-o", color=colors[script], markersize=3, label=f"{script} ({len(envs)} envs)")
+            curves.fill_between(steps, low, high, color=colors[script], alpha=0.2, linewidth=0)
+        profile.plot(taus, stats.performance_profile(finals[script], taus), color=colors[script], label=script)
+    curves.set(title="IQM of the normalized eval return, 95% CI", xlabel="environment steps", ylabel="normalized IQM")
+    profile.set(title="Performance profile (final eval returns)", xlabel="normalized score tau",
+                ylabel="fraction of runs with score > tau")  # fmt: skip
+    from matplotlib.ticker import EngFormatter
+
+    curves.xaxis.set_major_formatter(EngFormatter(sep=""))  # 10k, 1M, as in learning_curves.png
+    for ax in (curves, profile):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, frameon=False)
+    fig.tight_layout()
+    written = [out / "aggregate_curves.png", out / "performance_profile.png"]
+    for path, ax in zip(written, (curves, profile), strict=True):  # each panel in a file of its own
+        fig.savefig(path, dpi=DPI, bbox_inches=ax.get_tightbbox(fig.canvas.get_renderer()).transformed(
+            fig.dpi_scale_trans.inverted()).padded(0.1))  # fmt: skip
+    plt.close(fig)
+    return written
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs_dirs", nargs="+", type=Path, metavar="RUNS_DIR")
     parser.add_argument("--out", type=Path, required=True, help="where results.md and the PNGs go")
     parser.add_argument("--references", type=Path, default=REFERENCES, help="published returns (CSV)")
+    parser.add_argument("--normalization", type=Path, default=NORMALIZATION, help="random and reference returns (CSV)")
     args = parser.parse_args(argv)
-    if not args.references.is_file():
-        fail(f"--references '{args.references}' is not a file")
+    for flag in ("references", "normalization"):
+        if not getattr(args, flag).is_file():
+            fail(f"--{flag} '{getattr(args, flag)}' is not a file")
     paths = find_runs(args.runs_dirs)
     groups: dict[tuple[str, str], list[Run]] = {}
     for run in sorted(map(load_run, paths), key=lambda run: (run.env_id, run.script, run.seed)):
         groups.setdefault((run.env_id, run.script), []).append(run)
+    for (env_id, script), runs in groups.items():
+        if len(final_evals(runs)) < 2:
+            fail(f"{env_id} {script}: {len(final_evals(runs))} run(s) with an evaluation; the confidence intervals "
+                 "need at least two seeds of each environment and script")  # fmt: skip
+    norms = read_normalization(args.normalization)
     try:
         args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "results.md").write_text(table(groups, read_references(args.references), args.runs_dirs))
-        pngs = plot(groups, args.out)
+        (args.out / "results.md").write_text(table(groups, read_references(args.references), norms, args.runs_dirs))
+        pngs = plot(groups, args.out) + plot_intervals(groups, norms, args.out)
     except OSError as e:
         fail(f"--out '{args.out}': cannot write the report: {e.strerror or e}")
     print(f"{len(paths)} runs, {len(groups)} environment x script groups: {args.out / 'results.md'}, "

@@ -120,8 +120,11 @@ def test_the_report_of_a_sweep_holds_what_its_tensorboard_files_hold(pendulum_sw
         (first, _), *rest = s["charts/SPS"]
         seconds = sum((step - before) / rate for (before, _), (step, rate) in zip(s["charts/SPS"], rest, strict=False))
         sps.append((rest[-1][0] - first) / seconds)
+    # The IQM of two seeds is their mean; of their 4 equally likely resamples one is both the lower seed, one both the
+    # higher: each a quarter of the bootstrap, beyond the 2.5% and 97.5% points, which are the two seeds.
+    iqm = f"{np.mean(evals):.1f} [{min(evals):.1f}, {max(evals):.1f}]"
     assert cells == ["2 (1, 2)", "1,500", f"{np.mean(train):.1f} ± {np.std(train):.1f}",
-                     f"{np.mean(evals):.1f} ± {np.std(evals):.1f}", f"{np.mean(sps):.0f}",
+                     f"{np.mean(evals):.1f} ± {np.std(evals):.1f}", iqm, f"{np.mean(sps):.0f}",
                      "-150.0 ± 10.0 (eval, Pendulum-v0) [1]"]  # fmt: skip
     assert results.endswith("Sources:\n\n1. A source <https://example.org/a>\n")
     for name in ["learning_curves.png", "Pendulum-v1.png"]:  # one environment: one 500 x 360 panel in both

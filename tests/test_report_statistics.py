@@ -1,0 +1,134 @@
+"""benchmark/rl_statistics.py and the report's interval estimates, against values computed by hand: the IQM, a
+stratified bootstrap interval against the exact distribution of the resamples, the probability of improvement, a
+performance profile; and benchmark/report.py on hand-made runs (TensorBoard files written here, with known final
+evaluations)."""
+
+import itertools
+import re
+
+import matplotlib.image
+import numpy as np
+import pytest
+import rl_statistics as stats
+from conftest import run
+from torch.utils.tensorboard import SummaryWriter
+
+ALPHA = [100.0, 200.0, 300.0, 400.0, 1000.0]  # the hand-made runs' final eval returns, one per seed
+BETA = [150.0, 150.0, 250.0, 400.0, 500.0]
+
+
+def test_iqm_is_the_mean_of_the_middle_half_of_all_runs_and_tasks():
+    assert stats.iqm(np.array([[1.0, 100.0], [2.0, 3.0], [4.0, 5.0], [6.0, 7.0]])) == 4.5  # (3 + 4 + 5 + 6) / 4
+    assert stats.iqm(np.array(ALPHA)) == 300.0  # 5 runs: one cut at each end, (200 + 300 + 400) / 3
+    assert stats.iqm(np.array([3.0, 1.0, 2.0])) == 2.0  # under 4 runs nothing is cut
+
+
+def test_probability_of_improvement_counts_the_pairs_that_one_wins_and_half_the_ties():
+    x, y = np.array(ALPHA)[:, None], np.array(BETA)[:, None]
+    # 100 beats none of BETA, 200 two, 300 three, 400 three and a tie, 1000 all five: 13.5 of 25 pairs.
+    assert stats.probability_of_improvement(x, y) == 13.5 / 25
+    assert stats.probability_of_improvement(y, x) == 11.5 / 25
+    # Two tasks: the mean of each task's probability (1 on the first, 0.5 on the second, a tie).
+    assert stats.probability_of_improvement(np.array([[2.0, 1.0]]), np.array([[1.0, 1.0]])) == 0.75
+
+
+def test_a_performance_profile_is_the_fraction_of_runs_above_each_score():
+    scores = np.array([[0.1, 0.5], [0.9, 0.5]])
+    np.testing.assert_array_equal(stats.performance_profile(scores, np.array([0.0, 0.5, 0.8, 1.0])), [1, 0.25, 0.25, 0])
+
+
+def test_the_bootstrap_interval_of_the_iqm_matches_the_exact_distribution_of_the_resamples():
+    """Five runs of one task: all 5^5 equally likely resamples give the exact distribution of the resampled IQM. The
+    bootstrap's bounds (2,000 samples) lie between the exact 1.5% and 3.5% quantiles, and the 96.5% and 98.5% ones:
+    within about three standard errors of an estimated 2.5% quantile."""
+    exact = [stats.iqm(np.array(sample)) for sample in itertools.product(ALPHA, repeat=len(ALPHA))]
+    value, low, high = stats.interval(stats.iqm, np.array(ALPHA)[:, None])
+    assert value == 300.0
+    assert np.percentile(exact, 1.5) <= low <= np.percentile(exact, 3.5)
+    assert np.percentile(exact, 96.5) <= high <= np.percentile(exact, 98.5)
+    assert low < value < high
+    assert stats.interval(stats.iqm, np.array(ALPHA)[:, None]) == (value, low, high)  # the same input, the same output
+    with pytest.raises(ValueError, match="at least two runs"):
+        stats.interval(stats.iqm, np.array([[1.0, 2.0]]))
+
+
+def write_run(root, env_id: str, script: str, seed: int, final_eval: float) -> None:
+    """A run's TensorBoard file as the scripts write it (the run directory's name says env, script and seed): an
+    evaluation at step 1,000 and the final one at 2,000, training episodes and steps per second."""
+    writer = SummaryWriter(root / f"{env_id}__{script}__{seed}__0")
+    writer.add_scalar("eval/episodic_return", final_eval / 2, 1000)
+    writer.add_scalar("eval/episodic_return", final_eval, 2000)
+    for step in (500, 1000, 1500, 2000):
+        writer.add_scalar("charts/episodic_return", final_eval * step / 2000, step)
+        writer.add_scalar("charts/SPS", 100.0, step)
+    writer.close()
+
+
+def cell(text: str, row_start: str, column: int) -> str:
+    (row,) = [line for line in text.splitlines() if line.startswith(row_start)]
+    return row.split("|")[column].strip()
+
+
+def interval_in(text: str) -> tuple[float, float, float]:
+    value, low, high = map(float, re.fullmatch(r"(\S+) \[(\S+), (\S+)\]", text).groups())
+    return value, low, high
+
+
+def test_the_report_gives_each_groups_iqm_the_normalized_aggregate_and_the_probability_of_improvement(tmp_path):
+    for script, finals in [("alpha", ALPHA), ("beta", BETA)]:
+        for seed, final in enumerate(finals, start=1):
+            write_run(tmp_path / "runs", "Hopper-v5", script, seed, final)
+    outs = [tmp_path / "report", tmp_path / "again"]
+    for out in outs:
+        result = run("benchmark/report.py", str(tmp_path / "runs"), "--out", str(out), timeout=300)
+        assert result.returncode == 0, result.stderr
+    results = (outs[0] / "results.md").read_text()
+    assert results == (outs[1] / "results.md").read_text()  # the bootstrap is seeded: the same report twice
+    assert "2,000 bootstrap samples of the seeds (numpy generator seed 0)" in results
+    exact = [stats.iqm(np.array(sample)) for sample in itertools.product(ALPHA, repeat=len(ALPHA))]
+    value, low, high = interval_in(cell(results, "| Hopper-v5 | alpha |", 7))  # printed to 0.1
+    assert value == 300.0 and np.percentile(exact, 1.5) - 0.05 <= low <= np.percentile(exact, 3.5) + 0.05
+    assert np.percentile(exact, 96.5) - 0.05 <= high <= np.percentile(exact, 98.5) + 0.05
+    assert interval_in(cell(results, "| Hopper-v5 | beta |", 7))[0] == pytest.approx(
+        800 / 3, abs=0.05
+    )  # (150 + 250 + 400) / 3
+    # Across environments: Hopper mapped by D4RL's random (-20.272305) and expert SAC (3234.3) returns.
+    normalized = (300.0 + 20.272305) / (3234.3 + 20.272305)
+    assert interval_in(cell(results, "| alpha | 1 | 5 |", 4))[0] == pytest.approx(normalized, abs=0.005)
+    assert "- Hopper-v5: -20.2723 and 3234.3, a random policy and expert SAC: D4RL" in results
+    p, low, high = interval_in(cell(results, "| alpha | beta | Hopper-v5 |", 4))
+    assert p == pytest.approx(13.5 / 25, abs=0.005) and 0 <= low < p < high <= 1
+    for name in ["aggregate_curves.png", "performance_profile.png"]:
+        image = matplotlib.image.imread(outs[0] / name)  # decodes the whole file
+        assert image.shape[0] > 200 and image.shape[1] > 300
+        assert len(np.unique(image.reshape(-1, image.shape[-1]), axis=0)) > 50  # drawn on: curves, band, text
+
+
+def test_the_report_refuses_a_group_with_one_seed_in_one_line(tmp_path):
+    write_run(tmp_path / "runs", "Hopper-v5", "alpha", 1, 100.0)
+    result = run("benchmark/report.py", str(tmp_path / "runs"), "--out", str(tmp_path / "report"), timeout=300)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert "Hopper-v5 alpha: 1 run(s) with an evaluation; the confidence intervals need at least two seeds" in (
+        result.stderr
+    )
+
+
+def test_every_normalization_row_has_its_two_returns_and_its_source():
+    import report
+
+    rows = report.read_normalization(report.NORMALIZATION)
+    assert {"pong", "breakout", "beamrider", "hopper", "halfcheetah", "walker2d", "ant"} <= set(rows)
+    for row in rows.values():
+        assert float(row["random"]) < float(row["reference"]) and row["source"] and row["url"].startswith("https://")
+    # Every name the sweeps use finds its row; DeepMind Control needs none.
+    for env_id, name in [
+        ("BreakoutNoFrameskip-v4", "breakout"),
+        ("ALE/Breakout-v5", "breakout"),
+        ("Hopper-v5", "hopper"),
+    ]:
+        assert report.task_name(env_id) == name and report.normalizer(env_id, rows)[:2] == (
+            float(rows[name]["random"]),
+            float(rows[name]["reference"]),
+        )
+    assert report.normalizer("dm_control/cartpole-swingup-v0", rows)[:2] == (0.0, 1000.0)
+    assert report.normalizer("Pendulum-v1", rows) is None
