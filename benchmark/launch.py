@@ -12,7 +12,16 @@ Every run works in the sweep directory (--out, default sweeps/{script}-{date}-{t
 runs/ there, and its console output is streamed, line by line as it is printed, to logs/{env}__{seed}.log. By
 default as many runs go at once as there are cores, with torch's threads per run set so that together they use each
 core once. One progress line tells how many runs are done, running, waiting and failed; at the end a summary names
-every failed run with its exit code, its log and the log's last line, and the exit code is 1 if any run failed.
+every run that did not finish (a failed one with its exit code, its log and the log's last line), and the exit code is
+1 if any run did not finish.
+
+The runs write a checkpoint every --checkpoint-frequency steps. Ctrl-C or SIGTERM stops the sweep: its runs write their
+checkpoints and exit. The same command on the same --out continues the sweep (the directory's sweep.json holds its
+arguments and how each run ended): a finished run is skipped, a stopped one resumes from its checkpoint (exactly), one
+that never started starts, and a failed one is named and started again only with --retry-failed (from its checkpoint
+if it has one); one line per run says which. A command whose script, envs, seeds, steps or script flags differ from
+the sweep's is refused in one line (exit 2). A run that must start anew but left a run directory without a checkpoint
+(stopped before its first one) has that directory moved to discarded/, which the report does not read.
 
 --slurm writes {out}/sweep.sbatch, one array task per run (with --partition, --time, --cpus, --gpus, --mem; --workers
 caps the tasks running at once), and submits it with sbatch. The runs write a checkpoint every --checkpoint-frequency
@@ -22,6 +31,7 @@ logs are the same files as above, appended across a task's starts; Slurm's own m
 """
 
 import argparse
+import json
 import os
 import shlex
 import shutil
@@ -35,6 +45,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ["sac_continuous_action.py", "sac_v1_value.py", "sac_discrete_atari.py"]
 OVERRIDES = {"ENVS": "envs", "SEEDS": "seeds", "STEPS": "steps", "WORKERS": "workers"}  # environment -> flag
+RECORD = "sweep.json"  # in the sweep directory: the sweep's arguments and how each run ended
+# What makes a sweep the sweep it is (a continuation must give the same), and how the refusal names each.
+IDENTITY = {"script": "the script", "envs": "--envs", "seeds": "--seeds", "steps": "--steps",
+            "flags": "the script's flags (after -- and in EXTRA_ARGS)"}  # fmt: skip
+FINISHED = "final evaluation at step"  # what each script prints when its run reached its last step (not stopped)
 
 
 @dataclass
@@ -43,15 +58,23 @@ class Run:
     seed: int
     command: list[str]
     log: Path
+    outcome: str | None = None  # "finished", "stopped" (exit 0 after a stop, with a checkpoint), "failed"; None: yet to
+    resume: Path | None = None  # the checkpoint this start resumes from
     process: subprocess.Popen | None = None
     started: float = 0.0
     seconds: float = 0.0
     returncode: int | None = None
     log_file: object = field(default=None, repr=False)
+    log_start: int = 0  # where this start's output begins in the log (which is appended across starts)
 
     @property
     def name(self) -> str:
         return f"{self.env_id}__{self.seed}"
+
+    @property
+    def pattern(self) -> str:
+        """The run's directories, relative to the sweep: {env}__{exp_name}__{seed}__{unix time}."""
+        return f"runs/{self.env_id.replace('/', '-')}__*__{self.seed}__*"
 
 
 def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
@@ -65,6 +88,11 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--workers", type=int, help="runs at once (default: one per core)")
     parser.add_argument("--out", type=Path, help="the sweep directory (default: sweeps/{script}-{date}-{time})")
     parser.add_argument("--dry-run", action="store_true", help="print the commands (the sbatch script), run nothing")
+    parser.add_argument("--checkpoint-frequency", type=int, default=100_000, metavar="STEPS",
+                        help="the runs' --checkpoint-frequency, unless the script flags set it: a stopped sweep loses "
+                             "at most this many steps per run (default: 100000)")  # fmt: skip
+    parser.add_argument("--retry-failed", action="store_true",
+                        help="continuing a sweep: start its failed runs again (default: name them)")  # fmt: skip
     slurm = parser.add_argument_group("Slurm", "--slurm: one array job, one task per run, submitted with sbatch")
     slurm.add_argument("--slurm", action="store_true", help="submit the sweep to Slurm instead of running it here")
     slurm.add_argument("--partition", help="#SBATCH --partition (default: the cluster's)")
@@ -75,13 +103,6 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     slurm.add_argument("--signal-before", type=int, default=300, metavar="SECONDS",
                        help="SIGTERM this long before the time limit: the run checkpoints and the task is requeued "
                             "(default: 300)")  # fmt: skip
-    slurm.add_argument(
-        "--checkpoint-frequency",
-        type=int,
-        default=100_000,
-        metavar="STEPS",
-        help="the runs' --checkpoint-frequency, unless the script flags set it (default: 100000)",
-    )
     for variable, flag in OVERRIDES.items():
         if os.environ.get(variable, "").strip():
             own += [f"--{flag}", *os.environ[variable].split()]  # given last, it wins over the same flag before it
@@ -107,7 +128,7 @@ def plan(args: argparse.Namespace, extra: list[str]) -> tuple[list[Run], int]:
     per_run = args.cpus if args.slurm else max(1, cores // workers)
     threads = [] if "--threads" in extra else ["--threads", str(per_run)]
     steps = [] if args.steps is None else ["--total-timesteps", str(args.steps)]
-    if args.slurm and "--checkpoint-frequency" not in extra:  # a requeued task resumes from its checkpoint
+    if not any(flag.split("=")[0] == "--checkpoint-frequency" for flag in extra):  # a stopped run resumes from it
         extra = [*extra, "--checkpoint-frequency", str(args.checkpoint_frequency)]
     logs = args.out.resolve() / "logs"
     return [
@@ -131,19 +152,33 @@ def plan(args: argparse.Namespace, extra: list[str]) -> tuple[list[Run], int]:
     ], workers
 
 
+def command_of(run: Run) -> list[str]:
+    return [*run.command, "--resume", str(run.resume)] if run.resume else run.command
+
+
 def start(run: Run, out: Path) -> None:
+    """Start the run, its output appended to its log after a line that says how it starts."""
     run.log.parent.mkdir(parents=True, exist_ok=True)
-    run.log_file = open(run.log, "w")
+    run.log_file = open(run.log, "a")
+    how = f"resumes from {run.resume}" if run.resume else "starts"
+    run.log_file.write(f"launch.py {time.strftime('%Y-%m-%d %H:%M:%S')}: {run.name} {how}\n")
+    run.log_file.flush()
+    run.log_start = run.log_file.tell()
     # Unbuffered: the log file receives each line as the script prints it, not when the run ends.
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    run.process = subprocess.Popen(run.command, cwd=out, stdout=run.log_file, stderr=subprocess.STDOUT, env=env,
+    run.process = subprocess.Popen(command_of(run), cwd=out, stdout=run.log_file, stderr=subprocess.STDOUT, env=env,
                                    stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
     run.started = time.time()
 
 
 def finish(run: Run, returncode: int) -> None:
+    """How the run ended: failed (exit code not 0), finished (it printed its final evaluation) or stopped."""
     run.returncode, run.seconds = returncode, time.time() - run.started
     run.log_file.close()
+    with open(run.log, "rb") as f:
+        f.seek(run.log_start)
+        printed = f.read().decode(errors="replace")
+    run.outcome = "failed" if returncode != 0 else "finished" if FINISHED in printed else "stopped"
 
 
 def last_line_of(text: str) -> str:
@@ -158,9 +193,9 @@ class ProgressLine:
         self.total, self.tty, self.last, self.began = total, sys.stdout.isatty(), None, time.time()
 
     def show(self, runs: list[Run]) -> None:
-        done = sum(run.returncode is not None for run in runs)
-        failed = sum(run.returncode not in (None, 0) for run in runs)
-        running = sum(run.process is not None and run.returncode is None for run in runs)
+        done = sum(run.outcome is not None for run in runs)
+        failed = sum(run.outcome == "failed" for run in runs)
+        running = sum(run.process is not None and run.outcome is None for run in runs)
         counts = (done, running, failed)
         if counts == self.last:
             return
@@ -175,13 +210,14 @@ class ProgressLine:
             print()
 
 
-def run_all(runs: list[Run], workers: int, out: Path) -> None:
-    """Keep `workers` runs going until all have ended. SIGINT or SIGTERM: the runs going get SIGTERM (they stop
-    after their step and write their checkpoint, if they write any), no new one starts."""
+def run_all(runs: list[Run], workers: int, out: Path, record: dict) -> None:
+    """Keep `workers` runs going until all that have no outcome yet have ended; the record is written as each starts
+    and ends. SIGINT or SIGTERM: the runs going get SIGTERM (they stop after their step and write their checkpoint), no
+    new one starts."""
     stopping, progress = [], ProgressLine(len(runs))
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda signum, frame: stopping.append(signum))
-    waiting, going = list(runs), []
+    waiting, going = [run for run in runs if run.outcome is None], []
     while waiting or going:
         if stopping:
             for run in going:
@@ -191,26 +227,121 @@ def run_all(runs: list[Run], workers: int, out: Path) -> None:
             if (code := run.process.poll()) is not None:
                 finish(run, code)
                 going.remove(run)
+                write_record(out, record, runs)
         while waiting and len(going) < workers:  # after the ends, so one progress line shows both
-            going.append(waiting.pop(0))
-            start(going[-1], out)
+            run = waiting.pop(0)
+            discard_stale(run, out)
+            start(run, out)
+            going.append(run)
+            write_record(out, record, runs)
         progress.show(runs)
         time.sleep(0.2)
     progress.close()
 
 
-def summary(runs: list[Run]) -> int:
-    """Print how the sweep went; return the launcher's exit code (1 if any run failed or never started)."""
-    failed = [run for run in runs if run.returncode != 0]
-    ok = len(runs) - len(failed)
-    print(f"{ok} of {len(runs)} runs succeeded" + (f", {len(failed)} did not:" if failed else ""))
-    for run in failed:
-        if run.returncode is None:
+def summary(runs: list[Run], out: Path) -> int:
+    """Print how the sweep went; return the launcher's exit code (1 if any run did not finish)."""
+    unfinished = [run for run in runs if run.outcome != "finished"]
+    print(f"{len(runs) - len(unfinished)} of {len(runs)} runs finished"
+          + (f", {len(unfinished)} did not:" if unfinished else ""))  # fmt: skip
+    for run in unfinished:
+        if run.outcome is None:
             print(f"  {run.name}: not started (the sweep was stopped)")
+        elif run.outcome == "stopped":
+            print(f"  {run.name}: stopped after {run.seconds:.0f} s, with its checkpoint")
+        elif run.returncode is None:  # failed in an earlier start of the sweep, not retried
+            print(f"  {run.name}: failed before; log {run.log} (--retry-failed starts it again)")
         else:
             print(f"  {run.name}: exit {run.returncode} after {run.seconds:.0f} s; log {run.log}\n"
-                  f"      {last_line_of(run.log.read_text(errors='replace'))}")  # fmt: skip
-    return 1 if failed else 0
+                  f"      {last_line_of(run.log.read_text(errors='replace')[run.log_start:])}")  # fmt: skip
+    if any(run.outcome in (None, "stopped") for run in runs):
+        print(f"continue the sweep with the same command (--out {out})")
+    return 1 if unfinished else 0
+
+
+# ----------------------------------------------------------------------------------------------------
+# Continuing a sweep: its record (sweep.json) and each run's checkpoint decide what each run does.
+# ----------------------------------------------------------------------------------------------------
+def identity(args: argparse.Namespace, extra: list[str]) -> dict:
+    return {"script": args.script, "envs": args.envs, "seeds": args.seeds, "steps": args.steps, "flags": extra}
+
+
+def read_record(out: Path, args: argparse.Namespace, extra: list[str]) -> dict | None:
+    """The record of the sweep in `out` (None if there is none yet); the program ends (exit 2) if its arguments
+    differ from this command's, or if the sweep is still going."""
+    path = out / RECORD
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        refuse(f"--out {out}: cannot read {RECORD} ({e})")
+    for key, value in identity(args, extra).items():
+        if record["arguments"].get(key) != value:
+            theirs, ours = (shlex.join(map(str, v)) if isinstance(v, list) else str(v)
+                            for v in (record["arguments"].get(key), value))  # fmt: skip
+            refuse(f"--out {out} is a sweep with {IDENTITY[key]} {theirs or '(none)'}, not {ours or '(none)'}: "
+                   "continue it with its own arguments, or give another --out")  # fmt: skip
+    for name, pid in [("launch.py", record.get("launcher")), *[(name, run.get("pid"))
+                      for name, run in record["runs"].items() if run.get("outcome") is None]]:  # fmt: skip
+        if pid and pid != os.getpid() and still_going(pid, name):
+            refuse(f"--out {out}: the sweep is still going ({name}, pid {pid}); stop it first")
+    return record
+
+
+def still_going(pid: int, name: str) -> bool:
+    """Whether the process `pid` is alive and is this sweep's launcher or run (not another that took its pid)."""
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return False
+    return ("launch.py" if name == "launch.py" else "--env-id") in command
+
+
+def refuse(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def continue_runs(runs: list[Run], record: dict, out: Path, retry_failed: bool) -> None:
+    """What each run of a sweep that has a record does now, one line each: skipped (finished, or failed and not
+    retried), resumed from its newest checkpoint, or started."""
+    for run in runs:
+        before = record["runs"].get(run.name, {}).get("outcome")
+        checkpoint = newest_checkpoint(run, out)
+        if before == "finished":
+            run.outcome, line = "finished", "finished: skipped"
+        elif before == "failed" and not retry_failed:
+            run.outcome, line = "failed", f"failed before: skipped (--retry-failed starts it again); log {run.log}"
+        else:
+            run.resume = checkpoint
+            was = {"failed": "failed before", "stopped": "stopped", None: "not started" if not checkpoint else "ended"}
+            line = f"{was[before]}: " + (f"resumes from {checkpoint}" if checkpoint else "starts")
+        print(f"  {run.name}: {line}")
+
+
+def newest_checkpoint(run: Run, out: Path) -> Path | None:
+    found = sorted(out.glob(f"{run.pattern}/checkpoint.pt"), key=lambda path: path.stat().st_mtime)
+    return found[-1].relative_to(out) if found else None
+
+
+def discard_stale(run: Run, out: Path) -> None:
+    """A run that starts anew: the directories an earlier start left without a checkpoint go to discarded/ (kept, but
+    out of the report's way: a seed counted twice would skew it)."""
+    if run.resume:
+        return
+    for stale in out.glob(run.pattern):
+        (out / "discarded").mkdir(exist_ok=True)
+        stale.rename(out / "discarded" / stale.name)
+        print(f"  {run.name}: {stale.relative_to(out)} has no checkpoint to resume from: moved to discarded/")
+
+
+def write_record(out: Path, record: dict, runs: list[Run]) -> None:
+    """sweep.json, atomically (a stop mid-write leaves the previous one whole)."""
+    record["runs"] = {run.name: {"outcome": run.outcome, "exit": run.returncode,
+                                 "pid": run.process.pid if run.process else None} for run in runs}  # fmt: skip
+    (out / f"{RECORD}.tmp").write_text(json.dumps(record, indent=1) + "\n")
+    os.replace(out / f"{RECORD}.tmp", out / RECORD)
 
 
 # What every task runs after the `case` that gave it its log, its command and where its run's checkpoint would be.
@@ -297,19 +428,29 @@ def main(argv: list[str]) -> int:
     args, extra = parse_args(argv)
     runs, workers = plan(args, extra)
     out = args.out.resolve()
+    record = read_record(out, args, extra)
     if args.slurm:
         if args.dry_run:
             print(sbatch_script(args, runs), end="")
             return 0
         return submit(args, runs)
+    if record:
+        print(f"continuing the sweep in {out}:")
+        continue_runs(runs, record, out, args.retry_failed)
     if args.dry_run:
-        for run in runs:
-            print(f"cd {shlex.quote(str(out))} && {shlex.join(run.command)} > {shlex.quote(str(run.log))} 2>&1")
+        for run in [run for run in runs if run.outcome is None]:
+            print(f"cd {shlex.quote(str(out))} && {shlex.join(command_of(run))} >> {shlex.quote(str(run.log))} 2>&1")
         return 0
     out.mkdir(parents=True, exist_ok=True)
-    print(f"sweep of {len(runs)} runs of {args.script}, {workers} at a time, in {out} (logs in {out / 'logs'})")
-    run_all(runs, workers, out)
-    code = summary(runs)
+    record = {"arguments": identity(args, extra), "launcher": os.getpid()}
+    write_record(out, record, runs)
+    to_run = sum(run.outcome is None for run in runs)
+    print(f"sweep of {len(runs)} runs of {args.script}, {to_run} to run, {workers} at a time, in {out} "
+          f"(logs in {out / 'logs'})")  # fmt: skip
+    run_all(runs, workers, out, record)
+    record["launcher"] = None  # ended: a later launcher that gets this pid is not this sweep's
+    write_record(out, record, runs)
+    code = summary(runs, out)
     report_hint(out)
     return code
 

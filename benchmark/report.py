@@ -3,7 +3,8 @@
     python benchmark/report.py RUNS_DIR [RUNS_DIR ...] --out DIR
 
 RUNS_DIR is a sweep directory (benchmark/launch.py's --out), a runs/ directory or one run's directory: every
-directory under it that holds a TensorBoard event file is a run. Runs are grouped by environment and by script (the
+directory under it that holds a TensorBoard event file is a run, except under a discarded/ directory (where the
+launcher moves a run's directory that it starts anew). Runs are grouped by environment and by script (the
 run's exp_name, which is the script's name unless --exp-name changed it), across seeds. Written:
 
   DIR/results.md   one row per environment and script: the final training return (each seed: the mean return of
@@ -73,7 +74,8 @@ def find_runs(dirs: list[Path]) -> list[Path]:
     for d in dirs:
         if not d.is_dir():
             fail(f"RUNS_DIR '{d}' is not a directory")
-    runs = sorted({event.parent for d in dirs for event in d.rglob("events.out.tfevents.*")})
+    runs = sorted({event.parent for d in dirs for event in d.rglob("events.out.tfevents.*")
+                   if "discarded" not in event.relative_to(d).parts})  # fmt: skip
     if not runs:
         fail(f"no TensorBoard event files under {' '.join(map(str, dirs))}")
     return runs

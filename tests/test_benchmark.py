@@ -1,8 +1,9 @@
 """The benchmark sweeps through benchmark/launch.py, with real runs: overrides from the environment, the commands,
-a run that fails among runs that succeed."""
+a run that fails among runs that succeed, a stopped sweep continued with the same command."""
 
 import csv
 import os
+import shutil
 import signal
 import sys
 import time
@@ -10,6 +11,7 @@ import time
 import matplotlib.image
 import numpy as np
 import pytest
+import torch
 from conftest import ROOT, read_scalars, run, start
 
 MUJOCO = [f"{name}-v5" for name in ["Hopper", "Walker2d", "HalfCheetah", "Ant", "Humanoid", "InvertedPendulum"]]
@@ -43,7 +45,8 @@ def test_the_environment_overrides_the_sweeps_lists_and_extra_args_reach_the_scr
         assert line.startswith(f"cd {tmp_path / 'here'} && ")
         assert (f"sac_continuous_action.py --env-id {env_id} --seed {seed} --total-timesteps 1500 --threads "
                 f"{max(1, len(os.sched_getaffinity(0)) // 2)} --learning-starts 1000 --batch-size 64 --eval-episodes "
-                f"2 --no-compile > {tmp_path / 'here' / 'logs' / f'{env_id}__{seed}.log'} 2>&1") in line  # fmt: skip
+                f"2 --no-compile --checkpoint-frequency 100000 >> "
+                f"{tmp_path / 'here' / 'logs' / f'{env_id}__{seed}.log'} 2>&1") in line  # fmt: skip
 
     # Without overrides: the published sweeps, environments x 3 seeds.
     for sh, script, envs, steps in [
@@ -61,7 +64,7 @@ def test_the_environment_overrides_the_sweeps_lists_and_extra_args_reach_the_scr
 def test_a_sweep_runs_every_run_to_its_log_and_names_the_failed_ones(pendulum_sweep):
     out, result = pendulum_sweep
     assert result.returncode == 1, result.stdout + result.stderr
-    assert "2 of 4 runs succeeded, 2 did not:" in result.stdout
+    assert "2 of 4 runs finished, 2 did not:" in result.stdout
     for seed in [1, 2]:
         log = out / "logs" / f"NoSuchEnv-v0__{seed}.log"
         assert f"NoSuchEnv-v0__{seed}: exit 2 after" in result.stdout and f"; log {log}\n" in result.stdout
@@ -75,24 +78,107 @@ def test_a_sweep_runs_every_run_to_its_log_and_names_the_failed_ones(pendulum_sw
     assert "4/4 runs done, 0 running, 0 waiting, 2 failed" in result.stdout
 
 
-def test_logs_are_written_while_runs_go_and_a_stopped_sweep_stops_its_runs(tmp_path):
-    env = {"ENVS": "Pendulum-v1", "SEEDS": "1 2 3", "STEPS": "20000", "WORKERS": "2",
-           "EXTRA_ARGS": "--learning-starts 500 --no-compile"}  # fmt: skip
-    launcher = start("benchmark/launch.py", "sac_continuous_action.py", "--envs", "Hopper-v5", "--out", str(tmp_path),
-                     env=env)  # fmt: skip
-    log = tmp_path / "logs" / "Pendulum-v1__1.log"
-    deadline = time.time() + 120
-    # The first progress line (at step 1,000 of 20,000) is in the log while the run goes: it is training, past the
-    # point where it installs its signal handlers.
-    while not (log.exists() and " steps/s " in log.read_text()):
-        assert time.time() < deadline and launcher.poll() is None
+def test_a_sweep_continued_skips_finished_runs_and_names_failed_ones_until_retried(pendulum_sweep):
+    out, _ = pendulum_sweep
+    result = sweep("--out", str(out), cwd=out.parent, **SWEEP)  # the same command again
+    assert result.returncode == 1, result.stdout + result.stderr
+    for seed in [1, 2]:
+        assert f"  Pendulum-v1__{seed}: finished: skipped\n" in result.stdout
+        log = out / "logs" / f"NoSuchEnv-v0__{seed}.log"
+        assert (f"  NoSuchEnv-v0__{seed}: failed before: skipped (--retry-failed starts it again); log {log}\n"
+                in result.stdout)  # fmt: skip
+    assert "4 runs of sac_continuous_action.py, 0 to run" in result.stdout
+    assert "2 of 4 runs finished, 2 did not:" in result.stdout
+    # A run directory without a checkpoint, as a run stopped before its first one leaves (here a finished run's, its
+    # checkpoint left out), is moved out of the report's way when its run starts anew.
+    (finished,) = out.glob("runs/*__1__*")
+    stale = out / "runs" / "NoSuchEnv-v0__sac_continuous_action__1__1"
+    shutil.copytree(finished, stale, ignore=shutil.ignore_patterns("checkpoint.pt"))
+    retried = sweep("--out", str(out), "--retry-failed", cwd=out.parent, **SWEEP)
+    assert retried.returncode == 1
+    assert "4 runs of sac_continuous_action.py, 2 to run" in retried.stdout
+    assert "  NoSuchEnv-v0__1: failed before: starts\n" in retried.stdout
+    moved = f"  NoSuchEnv-v0__1: runs/{stale.name} has no checkpoint to resume from: moved to discarded/"
+    assert moved in retried.stdout
+    assert not stale.exists() and list((out / "discarded" / stale.name).glob("events.out.tfevents.*"))
+    log = (out / "logs" / "NoSuchEnv-v0__1.log").read_text()  # appended: both starts and both errors
+    assert log.count("NoSuchEnv-v0__1 starts\n") == 2 and log.count("is not a registered gymnasium environment") == 2
+    assert "2 runs, 1 environment x script groups" in report(out, "--out", out / "report").stdout  # not discarded/
+
+
+# Pendulum, 3 seeds, 2 at a time, a checkpoint every 700 steps: a sweep left alone, and the same sweep stopped after
+# its first two runs' first checkpoints, then continued.
+def sweep_command(out, *changes, flags="--learning-starts 500 --batch-size 64 --eval-episodes 2 --eval-frequency 1000"):
+    """launch.py's arguments for that sweep in `out`, `changes` given after its own, `flags` for the script."""
+    return ["sac_continuous_action.py", "--envs", "Pendulum-v1", "--seeds", "1", "2", "3", "--steps", "2000",
+            "--workers", "2", "--checkpoint-frequency", "700", "--out", str(out), *changes, "--", *flags.split(),
+            "--save-model", "--no-compile"]  # fmt: skip
+
+
+def final_states(out):
+    """seed -> (saved model, TensorBoard scalars less charts/SPS) of each run of a sweep."""
+    states = {}
+    for path in (out / "runs").iterdir():
+        scalars = read_scalars(path)
+        del scalars["charts/SPS"]
+        states[int(path.name.split("__")[2])] = torch.load(path / "sac_continuous_action.pt"), scalars
+    return states
+
+
+def test_a_stopped_sweep_continued_with_the_same_command_ends_as_if_never_stopped(tmp_path):
+    alone = run("benchmark/launch.py", *sweep_command(tmp_path / "alone"))
+    assert alone.returncode == 0 and "3 of 3 runs finished\n" in alone.stdout, alone.stdout + alone.stderr
+
+    out = tmp_path / "stopped"
+    command = sweep_command(out)
+    launcher = start("benchmark/launch.py", *command)
+    while len(list(out.glob("runs/*/checkpoint.pt"))) < 2:  # written atomically: there means whole
+        assert launcher.poll() is None, launcher.communicate()
         time.sleep(0.1)
     launcher.send_signal(signal.SIGTERM)
-    out, _ = launcher.communicate(timeout=120)
-    assert launcher.returncode == 1  # the third run never started
-    assert "2 of 3 runs succeeded, 1 did not:\n  Pendulum-v1__3: not started (the sweep was stopped)" in out
+    stopped, _ = launcher.communicate(timeout=120)
+    assert launcher.returncode == 1, stopped
+    assert ("0 of 3 runs finished, 3 did not:\n  Pendulum-v1__1: stopped after" in stopped
+            and "  Pendulum-v1__3: not started (the sweep was stopped)\n" in stopped)  # fmt: skip
+    assert f"continue the sweep with the same command (--out {out})" in stopped
     for seed in [1, 2]:
-        assert "stopped by SIGTERM at step" in (tmp_path / "logs" / f"Pendulum-v1__{seed}.log").read_text()
+        assert "stopped by SIGTERM at step" in (out / "logs" / f"Pendulum-v1__{seed}.log").read_text()
+    assert not list(out.glob("runs/*__3__*"))
+
+    continued = run("benchmark/launch.py", *command)
+    assert continued.returncode == 0, continued.stdout + continued.stderr
+    for seed in [1, 2]:
+        (checkpoint,) = out.glob(f"runs/*__{seed}__*/checkpoint.pt")
+        assert f"  Pendulum-v1__{seed}: stopped: resumes from {checkpoint.relative_to(out)}\n" in continued.stdout
+    assert "  Pendulum-v1__3: not started: starts\n" in continued.stdout
+    assert "3 of 3 runs finished\n" in continued.stdout
+    ours, theirs = final_states(out), final_states(tmp_path / "alone")
+    assert sorted(ours) == sorted(theirs) == [1, 2, 3]
+    for seed, (model, scalars) in ours.items():
+        their_model, their_scalars = theirs[seed]
+        assert scalars == their_scalars  # every logged return, length and loss at every step
+        for network in ["actor", "qf", "qf_target"]:
+            for name, tensor in model[network].items():
+                assert torch.equal(tensor, their_model[network][name]), (seed, network, name)
+
+    # Once more: every run finished, none starts again.
+    logs = {path: path.read_text() for path in (out / "logs").iterdir()}
+    again = run("benchmark/launch.py", *command)
+    assert again.returncode == 0 and "3 runs of sac_continuous_action.py, 0 to run" in again.stdout
+    assert again.stdout.count(": finished: skipped\n") == 3
+    assert logs == {path: path.read_text() for path in (out / "logs").iterdir()}
+
+    # The same sweep directory with other arguments: refused, in one line, before anything runs.
+    for other, message in [
+        (sweep_command(out, "--steps", "3000"), "--steps 2000, not 3000"),
+        (sweep_command(out, "--seeds", "1", "2"), "--seeds 1 2 3, not 1 2"),
+        (sweep_command(out, flags="--learning-starts 500"), "the script's flags (after -- and in EXTRA_ARGS) --lear"),
+    ]:
+        refused = run("benchmark/launch.py", *other)
+        assert refused.returncode == 2 and refused.stdout == "", refused.stderr
+        assert refused.stderr.startswith(f"error: --out {out} is a sweep with {message}")
+        assert refused.stderr.count("\n") == 1
+    assert logs == {path: path.read_text() for path in (out / "logs").iterdir()}
 
 
 def report(*args):
