@@ -19,7 +19,8 @@ Run:  python sac_v1_value.py --env-id Hopper-v5 --seed 1      (all flags: --help
       The first updates wait for torch.compile (20-60 s, printed); --no-compile runs the same update eagerly.
 Logs: TensorBoard under runs/{env_id}__{exp_name}__{seed}__{time}/ (tensorboard --logdir runs):
       charts/ (episodic return and length of every finished episode, SPS), eval/ (deterministic policy),
-      losses/ (value, critic and actor losses, V and Q values, alpha), written every 100 environment steps.
+      losses/ (value, critic and actor losses, V and Q values, and alpha: the temperature in effect, alpha / c,
+      so 1/c = 0.2 at the default scale), written every 100 environment steps.
 """
 
 import functools
@@ -31,6 +32,7 @@ import random
 import shutil
 import signal
 import sys
+import sysconfig
 import time
 import zlib
 from collections import deque
@@ -59,11 +61,12 @@ class Args:
     threads: int = 2
     """number of CPU threads torch uses for the networks (2 is fastest for 256x256 networks on most CPUs). Several
     runs on one machine: give each cores / runs threads (--threads 1 for two runs on 2 cores); more threads than
-    cores in all make every run crawl (README: Several runs on one machine)"""
+    cores in all make every run crawl (docs/speed.md: Several runs on one machine)"""
     compile: bool = True
     """torch.compile each whole update into one graph (the first updates wait for the compiler, ~20-60 s; faster from
-    then on, see README's Speed); --no-compile runs the same update eagerly (to step through it in a debugger). Where
-    it cannot compile (no C++ compiler for the CPU), the update runs eagerly, with a notice"""
+    then on, see docs/speed.md); --no-compile runs the same update eagerly (to step through it in a debugger). Where
+    it cannot compile (torch before 2.11; no C++ compiler for the CPU; on CUDA no Triton, or no C compiler for it),
+    the update runs eagerly, with a notice; an explicit --compile is then refused"""
     cudagraphs: bool = False
     """on CUDA: also replay each compiled update as one CUDA graph, the optimizer steps included (implies --compile)"""
     track: bool = False
@@ -308,34 +311,42 @@ class Actor(nn.Module):
 class Adam:
     """Adam (Kingma & Ba, arXiv 1412.6980, Algorithm 1): the numbers torch.optim.Adam computes (tests/test_math.py
     compares them). torch.optim's step is a graph break for torch.compile by design; this one lets the compiler take
-    a whole SAC update (losses, gradients, Adam steps, targets) as one graph. Each group is (parameters, learning
-    rate); step(*losses) moves each group down the gradient of its own loss."""
+    a whole SAC update (losses, gradients, Adam steps, targets) as one graph. Each group has a name and is
+    (parameters, learning rate): Adam(actor=(phi, lr), log_alpha=([log_alpha], lr)); step(actor=J_pi,
+    log_alpha=J_alpha) moves each group down the gradient of the loss given by its name. A loss for no group, or a
+    group without its loss, raises at the call."""
 
-    def __init__(self, *groups, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
-        self.groups = [(list(params), lr) for params, lr in groups]
+    def __init__(self, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, **groups):
+        self.groups = {name: (list(params), lr) for name, (params, lr) in groups.items()}
         self.betas, self.eps = betas, eps
         # the steps taken: a tensor, which compiled code reads (an int would be baked into the graph), in float64 as
         # 1 - beta2^t loses digits in float32
-        self.t = torch.zeros((), dtype=torch.float64, device=self.groups[0][0][0].device)
-        self.m = [[torch.zeros_like(p) for p in params] for params, _ in self.groups]  # first moment estimates
-        self.v = [[torch.zeros_like(p) for p in params] for params, _ in self.groups]  # second raw moment estimates
+        device = next(iter(self.groups.values()))[0][0].device
+        self.t = torch.zeros((), dtype=torch.float64, device=device)
+        self.m = [[torch.zeros_like(p) for p in params] for params, _ in self.groups.values()]  # first moments
+        self.v = [[torch.zeros_like(p) for p in params] for params, _ in self.groups.values()]  # second raw moments
 
-    def step(self, *losses: torch.Tensor) -> None:
+    def step(self, **losses: torch.Tensor) -> None:
+        if set(losses) != set(self.groups):  # (checked while tracing: no cost in the compiled graph)
+            raise TypeError(f"Adam.step: losses for {sorted(losses)}, but the groups are {sorted(self.groups)}")
         # every gradient is taken before any parameter moves, each for its own group's parameters only
-        grads = [torch.autograd.grad(loss, params) for loss, (params, _) in zip(losses, self.groups, strict=True)]
+        grads = [torch.autograd.grad(losses[name], params) for name, (params, _) in self.groups.items()]
         beta1, beta2 = self.betas
         with torch.no_grad():
             self.t += 1
             bias1, bias2 = 1 - beta1**self.t, 1 - beta2**self.t
-            for (params, lr), g, m, v in zip(self.groups, grads, self.m, self.v, strict=True):
+            for (params, lr), g, m, v in zip(self.groups.values(), grads, self.m, self.v, strict=True):
                 torch._foreach_lerp_(m, g, 1 - beta1)  # m <- beta1 m + (1 - beta1) g
                 torch._foreach_mul_(v, beta2)
                 torch._foreach_addcmul_(v, g, g, 1 - beta2)  # v <- beta2 v + (1 - beta2) g^2
-                # theta <- theta - lr m_hat / (sqrt(v_hat) + eps), m_hat = m / (1 - beta1^t), v_hat = v / (1 - beta2^t)
-                denominator = torch._foreach_div(torch._foreach_sqrt(v), bias2.sqrt())
+                # theta <- theta - lr m_hat / (sqrt(v_hat) + eps), m_hat = m / (1 - beta1^t), v_hat = v / (1 - beta2^t).
+                # The bias corrections are float64 (above); the foreach ops get them in the parameters' dtype, as
+                # they would cast them anyway, so that CUDA takes its fused path (one kernel, not one per tensor).
+                dtype = params[0].dtype
+                denominator = torch._foreach_div(torch._foreach_sqrt(v), bias2.sqrt().to(dtype))
                 torch._foreach_add_(denominator, self.eps)
                 steps = torch._foreach_div(m, denominator)
-                torch._foreach_mul_(steps, -lr / bias1)
+                torch._foreach_mul_(steps, (-lr / bias1).to(dtype))
                 torch._foreach_add_(params, steps)
 
     def tensors(self) -> list[torch.Tensor]:
@@ -444,13 +455,15 @@ def update(batch: Batch, agent: Agent, args: Args, update_targets: bool) -> dict
               "qf_loss": (qf1_loss + qf2_loss).detach(), "actor_loss": actor_loss.detach()}  # fmt: skip
     if args.autotune:
         alpha_loss = alpha_loss_fn(agent.log_alpha, log_pi, agent.target_entropy)
-        agent.optimizer.step(vf_loss, qf1_loss + qf2_loss, actor_loss, alpha_loss)
+        agent.optimizer.step(vf=vf_loss, qf=qf1_loss + qf2_loss, actor=actor_loss, log_alpha=alpha_loss)
         losses["alpha_loss"] = alpha_loss.detach()
     else:
-        agent.optimizer.step(vf_loss, qf1_loss + qf2_loss, actor_loss)
+        agent.optimizer.step(vf=vf_loss, qf=qf1_loss + qf2_loss, actor=actor_loss)
     if update_targets:
         polyak_update(agent.vf_target, agent.vf, args.tau)
-    return {**losses, "alpha": agent.log_alpha.detach().exp()}
+    # The temperature in effect: rewards scaled by c with alpha are unscaled rewards with alpha / c (1/c by default),
+    # so that losses/alpha reads beside SAC v2's.
+    return {**losses, "alpha": agent.log_alpha.detach().exp() / args.reward_scale}
 
 
 def make_agent(args: Args, obs_dim: int, act_dim: int, device: torch.device) -> Agent:
@@ -463,10 +476,11 @@ def make_agent(args: Args, obs_dim: int, act_dim: int, device: torch.device) -> 
     # learnt from 1 (exp keeps it > 0 for any gradient step on log_alpha).
     log_alpha = torch.zeros(1, device=device, requires_grad=args.autotune)
     # One Adam, a parameter group per network at its own learning rate: the same steps as one optimizer each.
-    groups = [(vf.parameters(), args.vf_lr), (qf.parameters(), args.q_lr), (actor.parameters(), args.policy_lr)]
+    groups = {"vf": (vf.parameters(), args.vf_lr), "qf": (qf.parameters(), args.q_lr),
+              "actor": (actor.parameters(), args.policy_lr)}  # fmt: skip
     if args.autotune:
-        groups.append(([log_alpha], args.policy_lr))
-    return Agent(actor, qf, vf, vf_target, log_alpha, optimizer=Adam(*groups), target_entropy=-float(act_dim))
+        groups["log_alpha"] = ([log_alpha], args.policy_lr)
+    return Agent(actor, qf, vf, vf_target, log_alpha, optimizer=Adam(**groups), target_entropy=-float(act_dim))
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -579,16 +593,11 @@ def check_inputs(args: Args, given: set[str] | None = None) -> tuple[int, int]:
     if args.cudagraphs and not on_cuda:
         why = ": torch sees none here" if args.cuda else ", and --no-cuda was given"
         fail(f"--cudagraphs needs a CUDA device{why}")
-    if (args.compile or args.cudagraphs) and not torch._dynamo.is_inductor_supported():
+    if (args.compile or args.cudagraphs) and (why_not := why_not_compiled(on_cuda)):
+        problem, remedy = why_not
         if "compile" in (given or ()) or args.cudagraphs:
-            fail(f"--compile: torch.compile does not work on this platform (Python {sys.version.split()[0]})")
-        print("torch.compile does not work on this platform: the update runs eagerly (--no-compile)")
-        args.compile = False
-    if args.compile and not on_cuda and shutil.which(os.environ.get("CXX", "g++")) is None:
-        if "compile" in (given or ()):
-            fail("--compile on the CPU needs a C++ compiler (g++, or the one named by $CXX); none was found")
-        print("no C++ compiler (g++, or the one named by $CXX) to compile the update for the CPU: it runs eagerly "
-              "(--no-compile); install g++ to compile it")  # fmt: skip
+            fail(f"--{'cudagraphs' if args.cudagraphs else 'compile'}: {problem}; {remedy}, or give --no-compile")
+        print(f"{problem}: the update runs eagerly (--no-compile); {remedy}")
         args.compile = False
     if args.track:
         try:
@@ -611,6 +620,32 @@ def check_inputs(args: Args, given: set[str] | None = None) -> tuple[int, int]:
     if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1:
         fail(f"--env-id {args.env_id}: the observation space must be a 1-D Box (a vector), got {obs_space}")
     return obs_space.shape[0], act_space.shape[0]
+
+
+def why_not_compiled(on_cuda: bool) -> tuple[str, str] | None:
+    """What keeps torch.compile from compiling the update here, and the remedy; None if nothing does. Checked before
+    training, so that the default falls back to eager at once instead of failing at the first update."""
+    if not torch._dynamo.is_inductor_supported():
+        return f"torch.compile does not work on this platform (Python {sys.version.split()[0]})", "use Linux or macOS"
+    if not hasattr(torch._dynamo.config, "trace_autograd_ops"):  # Adam.step's torch.autograd.grad, inside the graph
+        return (f"torch {torch.__version__} cannot compile torch.autograd.grad into a graph (it has no "
+                "torch._dynamo.config.trace_autograd_ops)", "torch 2.11 or newer compiles the update")  # fmt: skip
+    if not on_cuda:  # inductor writes C++ for the CPU
+        if shutil.which(os.environ.get("CXX", "g++")) is None:
+            return "no C++ compiler (g++, or the one named by $CXX) to compile the update for the CPU", "install g++"
+        return None
+    # On CUDA, inductor writes Triton kernels; Triton builds its launcher with a C compiler and the Python headers.
+    cc = os.environ.get("CC") or shutil.which("gcc") or shutil.which("clang")  # as Triton picks it
+    if cc is None or shutil.which(cc) is None:
+        return "no C compiler (gcc or clang, or the one named by $CC) for Triton to compile the update", "install gcc"
+    headers = sysconfig.get_paths()["include"]
+    if not os.path.isfile(os.path.join(headers, "Python.h")):
+        return f"no Python headers (Python.h in {headers}) for Triton to compile the update", "install python3-dev"
+    from torch.utils._triton import has_triton
+
+    if not has_triton():
+        return "Triton, which compiles the update for CUDA, is missing or cannot use this GPU", "pip install triton"
+    return None
 
 
 def make_raw_env_or_fail(env_id: str) -> gym.Env:
@@ -765,7 +800,8 @@ def use_headless_rendering() -> None:
 def compiled_update(args: Args, agent: Agent):
     """update() with this run's agent and args: as written with --no-compile; otherwise torch.compile'd, each kind of
     step (by its flags: update_targets, ...) one whole graph, compiled at its first call (which prints how long it
-    took), and with --cudagraphs replayed as one CUDA graph (torch.compile's "reduce-overhead" mode)."""
+    took), and with --cudagraphs replayed as one CUDA graph (torch.compile's "reduce-overhead" mode). An update that
+    does not come out as one graph on this torch runs eagerly from then on, with a notice."""
     step = functools.partial(update, agent=agent, args=args)
     if not (args.compile or args.cudagraphs):
         return step
@@ -777,23 +813,42 @@ def compiled_update(args: Args, agent: Agent):
         for tensor in [agent.log_alpha, *networks, *optimizers]:
             torch._dynamo.mark_static_address(tensor)
     compiled = torch.compile(step, fullgraph=True, mode="reduce-overhead" if args.cudagraphs else None)
-    kinds_compiled = set()
+    replay, kinds_compiled = args.cudagraphs, set()
+
+    def call(batch: Batch, when: dict) -> dict:
+        if not replay:
+            return compiled(batch, **when)
+        torch.compiler.cudagraph_mark_step_begin()  # each call is a new step: its graph may reuse memory
+        # a replay overwrites the graph's previous outputs: keep copies of what the loop holds
+        return {name: value.clone() for name, value in compiled(batch, **when).items()}
 
     def run(batch: Batch, **when: bool) -> dict:
+        nonlocal compiled, replay
+        kind = ", ".join(f"{name}={value}" for name, value in when.items())
+        if kind in kinds_compiled or compiled is step:  # compiled already, or eager after a failed compile
+            return call(batch, when)
+        if not kinds_compiled:
+            say("torch.compile: compiling the update; the first updates wait for the compiler (20-60 s on a CPU)")
+        kinds_compiled.add(kind)
         start = time.perf_counter()
-        if args.cudagraphs:
-            torch.compiler.cudagraph_mark_step_begin()  # each call is a new step: its graph may reuse memory
-        losses = compiled(batch, **when)
-        if args.cudagraphs:  # a replay overwrites the graph's previous outputs: keep copies of what the loop holds
-            losses = {name: value.clone() for name, value in losses.items()}
-        if tuple(when.items()) not in kinds_compiled:
-            kinds_compiled.add(tuple(when.items()))
-            kind = ", ".join(f"{name}={value}" for name, value in when.items())
-            kind = f" ({kind})" if kind else ""
-            print(f"torch.compile: the update{kind} compiled in {time.perf_counter() - start:.1f} s", flush=True)
+        try:
+            losses = call(batch, when)
+        except (torch._dynamo.exc.Unsupported, torch._dynamo.exc.BackendCompilerFailed) as e:
+            # Raised while tracing or compiling, before the graph runs: nothing has moved, eager takes this step.
+            why = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+            say(f"torch.compile: the update is not one graph on torch {torch.__version__} ({why}): it runs eagerly "
+                "(--no-compile)")  # fmt: skip
+            compiled, replay = step, False
+            return step(batch, **when)
+        say(f"torch.compile: the update{f' ({kind})' if kind else ''} compiled in {time.perf_counter() - start:.1f} s")
         return losses
 
     return run
+
+
+def say(text: str) -> None:
+    """A line of its own, also when a progress bar is being drawn on the terminal's current line."""
+    print(("\n" if sys.stdout.isatty() else "") + text, flush=True)
 
 
 def quiet_garbage_collector() -> None:

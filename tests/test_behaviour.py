@@ -1,13 +1,14 @@
 """The replay buffer, what a time limit and a termination store, and the input checks, in both continuous scripts."""
 
 import importlib
+import subprocess
 import sys
 
 import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from conftest import CONTINUOUS, CounterEnv, collect, run
+from conftest import CONTINUOUS, ROOT, CounterEnv, collect, read_scalars, run
 
 gym.register("tests/CounterTerminating-v0", entry_point=CounterEnv, kwargs={"terminate_at": 3},
              max_episode_steps=5)  # fmt: skip
@@ -185,17 +186,70 @@ def test_progress_in_a_log_file_every_5_percent_every_30_seconds_and_at_every_ev
     assert printed == ["step   300", "step   500", "step   600", "step 10000"]
 
 
+def compile_checked(module, given):
+    """check_inputs on a small env of the script; the Args it leaves (compile True or False)."""
+    env_id = "BreakoutNoFrameskip-v4" if module.__name__ == "sac_discrete_atari" else "Pendulum-v1"
+    args = module.Args(env_id=env_id, cuda=False, buffer_size=10_000)
+    module.check_inputs(args, given=given)
+    return args
+
+
 def test_without_a_cpp_compiler_the_default_is_eager_and_an_explicit_compile_is_refused(
     any_script, monkeypatch, capsys
 ):
     module = importlib.import_module(any_script)
     monkeypatch.setenv("CXX", "no-such-c++-compiler")  # what the scripts (and inductor) take for the C++ compiler
-    flags = dict(env_id="BreakoutNoFrameskip-v4" if any_script == "sac_discrete_atari" else "Pendulum-v1", cuda=False,
-                 buffer_size=10_000)  # fmt: skip
-    args = module.Args(**flags)
-    module.check_inputs(args, given=set())  # --compile at its default: eager, with a notice
-    assert args.compile is False and "no C++ compiler" in capsys.readouterr().out
+    assert compile_checked(module, given=set()).compile is False  # --compile at its default: eager, with a notice
+    assert capsys.readouterr().out == ("no C++ compiler (g++, or the one named by $CXX) to compile the update for the "
+                                       "CPU: the update runs eagerly (--no-compile); install g++\n")  # fmt: skip
     with pytest.raises(SystemExit) as stop:
-        module.check_inputs(module.Args(**flags), given={"compile"})  # --compile on the command line: refused
+        compile_checked(module, given={"compile"})  # --compile on the command line: refused
     error = capsys.readouterr().err
-    assert stop.value.code == 2 and error.count("\n") == 1 and "--compile on the CPU needs a C++ compiler" in error
+    assert stop.value.code == 2 and error.count("\n") == 1
+    assert error.endswith("error: --compile: no C++ compiler (g++, or the one named by $CXX) to compile the update for "
+                          "the CPU; install g++, or give --no-compile\n")  # fmt: skip
+
+
+def test_a_torch_that_cannot_compile_autograd_makes_the_default_eager_and_refuses_an_explicit_compile(
+    any_script, monkeypatch, capsys
+):
+    """torch before 2.11 has no torch._dynamo.config.trace_autograd_ops: setting it would raise at the first update."""
+    module = importlib.import_module(any_script)
+    monkeypatch.delattr(torch._dynamo.config, "trace_autograd_ops")  # hidden, as on such a torch
+    assert not hasattr(torch._dynamo.config, "trace_autograd_ops")
+    assert compile_checked(module, given=set()).compile is False
+    notice = capsys.readouterr().out
+    assert notice == (f"torch {torch.__version__} cannot compile torch.autograd.grad into a graph (it has no "
+                      "torch._dynamo.config.trace_autograd_ops): the update runs eagerly (--no-compile); torch 2.11 or "
+                      "newer compiles the update\n")  # fmt: skip
+    with pytest.raises(SystemExit) as stop:
+        compile_checked(module, given={"compile"})
+    error = capsys.readouterr().err
+    assert stop.value.code == 2 and error.count("\n") == 1 and "error: --compile: torch " in error
+
+
+def test_on_cuda_a_missing_c_compiler_for_triton_is_found_before_training(any_script, monkeypatch):
+    module = importlib.import_module(any_script)
+    monkeypatch.setenv("CC", "no-such-c-compiler")  # what Triton takes for its C compiler
+    assert module.why_not_compiled(on_cuda=True) == (
+        "no C compiler (gcc or clang, or the one named by $CC) for Triton to compile the update",
+        "install gcc",
+    )
+    monkeypatch.delenv("CC")
+    monkeypatch.setenv("PATH", "/nonexistent")  # neither gcc nor clang
+    assert module.why_not_compiled(on_cuda=True)[1] == "install gcc"
+    assert module.why_not_compiled(on_cuda=False)[1] == "install g++"  # the CPU's C++ compiler is gone too
+
+
+def test_a_run_where_torch_cannot_compile_the_update_trains_eagerly_after_one_notice(tmp_path):
+    hide = ("import runpy, sys, torch._dynamo.config as config; del config.trace_autograd_ops; "
+            "sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')")  # fmt: skip
+    script = str(ROOT / "sac_continuous_action.py")
+    command = [sys.executable, "-c", hide, script, "--env-id", "Pendulum-v1", "--threads", "1", "--total-timesteps",
+               "400", "--learning-starts", "300", "--batch-size", "32", "--eval-episodes", "1"]  # fmt: skip
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("trace_autograd_ops): the update runs eagerly (--no-compile)") == 1
+    assert "torch.compile" not in result.stdout and "final evaluation at step 400" in result.stdout
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert [step for step, _ in read_scalars(run_dir)["losses/qf_loss"]] == [400]  # it learnt (from step 301)

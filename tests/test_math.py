@@ -6,6 +6,7 @@ import importlib
 import math
 
 import numpy as np
+import pytest
 import torch
 from conftest import constant_q, plain_twin_critics
 from torch.distributions import Normal, TanhTransform, TransformedDistribution
@@ -101,8 +102,8 @@ def test_critic_loss_regresses_both_critics_on_the_target_networks(sac):
                       terminations=torch.tensor([0.0, 0.0, 1.0, 0.0]))  # fmt: skip
     qf, qf_target = constant_q(sac, 1.0, -3.0), constant_q(sac, 7.0, 5.0)  # min over the targets: 5
     actor, log_alpha = sac.Actor(3, 1), torch.tensor([-math.inf])  # alpha = 0, no entropy term: y = r + gamma (1 - d) 5
-    agent = sac.Agent(actor, qf, qf_target, log_alpha, sac.Adam((qf.parameters(), 0.0)),
-                      sac.Adam((actor.parameters(), 0.0)), target_entropy=-1.0)  # fmt: skip
+    agent = sac.Agent(actor, qf, qf_target, log_alpha, sac.Adam(qf=(qf.parameters(), 0.0)),
+                      sac.Adam(actor=(actor.parameters(), 0.0)), target_entropy=-1.0)  # fmt: skip
     losses = sac.update_critics(batch, agent, 0.9)
     y = batch.rewards + 0.9 * (1 - batch.terminations) * 5.0
     torch.testing.assert_close(losses["qf1_loss"], 0.5 * ((1.0 - y) ** 2).mean())
@@ -122,8 +123,8 @@ def test_actor_loss_uses_the_twin_minimum_and_leaves_q_weights_alone(sac):
         x = torch.cat([obs, actions], 1)
         expected = (alpha * log_pi - torch.min(qf1(x), qf2(x)).squeeze(1)).mean()
     log_alpha = alpha.log().reshape(1)
-    agent = sac.Agent(actor, qf, copy.deepcopy(qf), log_alpha, sac.Adam((qf.parameters(), 1e-3)),
-                      sac.Adam((actor.parameters(), 1e-3)), target_entropy=-1.0)  # fmt: skip
+    agent = sac.Agent(actor, qf, copy.deepcopy(qf), log_alpha, sac.Adam(qf=(qf.parameters(), 1e-3)),
+                      sac.Adam(actor=(actor.parameters(), 1e-3)), target_entropy=-1.0)  # fmt: skip
     actor_before, q_before = copy.deepcopy(actor), copy.deepcopy(qf)
     torch.manual_seed(1)  # the same noise eps inside the update
     losses = sac.update_actor_and_alpha(obs, agent, autotune=False)
@@ -153,8 +154,9 @@ def test_one_policy_step_equals_separate_actor_and_alpha_steps(sac):
     actor, qf, obs = sac.Actor(3, 2), sac.SoftQNetworks(3, 2), torch.randn(32, 3)
     plain_actor, plain_log_alpha = copy.deepcopy(actor), torch.full((1,), 0.5, requires_grad=True)
     log_alpha = torch.full((1,), 0.5, requires_grad=True)
-    agent = sac.Agent(actor, qf, copy.deepcopy(qf), log_alpha, sac.Adam((qf.parameters(), 0.01)),
-                      sac.Adam((actor.parameters(), 0.01), ([log_alpha], 0.01)), target_entropy=-2.0)  # fmt: skip
+    agent = sac.Agent(actor, qf, copy.deepcopy(qf), log_alpha, sac.Adam(qf=(qf.parameters(), 0.01)),
+                      sac.Adam(actor=(actor.parameters(), 0.01), log_alpha=([log_alpha], 0.01)),
+                      target_entropy=-2.0)  # fmt: skip
     actor_optimizer = torch.optim.Adam(plain_actor.parameters(), lr=0.01)
     alpha_optimizer = torch.optim.Adam([plain_log_alpha], lr=0.01)
     plain_alpha = plain_log_alpha.detach().exp()
@@ -199,12 +201,12 @@ def test_adam_takes_the_steps_of_torch_optim_adam(any_script):
     torch.manual_seed(0)
     nets = [torch.nn.Linear(3, 4), torch.nn.Linear(4, 2)]
     plain = copy.deepcopy(nets)
-    adam = module.Adam((nets[0].parameters(), 0.01), (nets[1].parameters(), 0.003), eps=1e-4)
+    adam = module.Adam(first=(nets[0].parameters(), 0.01), second=(nets[1].parameters(), 0.003), eps=1e-4)
     reference = torch.optim.Adam([{"params": plain[0].parameters(), "lr": 0.01},
                                   {"params": plain[1].parameters(), "lr": 0.003}], eps=1e-4)  # fmt: skip
     for step in range(5):
         x, h = torch.randn(8, 3), torch.randn(8, 4)
-        adam.step(nets[0](x).pow(2).mean(), nets[1](h).sin().sum())
+        adam.step(second=nets[1](h).sin().sum(), first=nets[0](x).pow(2).mean())  # by name, in any order
         reference.zero_grad()
         (plain[0](x).pow(2).mean() + plain[1](h).sin().sum()).backward()  # the groups share no parameter
         reference.step()
@@ -212,3 +214,38 @@ def test_adam_takes_the_steps_of_torch_optim_adam(any_script):
                         *plain[1].parameters()], strict=True):  # fmt: skip
             torch.testing.assert_close(p, q, msg=f"step {step}")
     assert int(adam.state_dict()["t"]) == 5
+
+
+def test_adam_refuses_a_loss_for_no_group_and_a_group_without_its_loss(any_script):
+    """Losses are paired with the groups by name: a wrong pairing fails loudly at the call, before anything moves."""
+    module = importlib.import_module(any_script)
+    net = torch.nn.Linear(3, 1)
+    adam = module.Adam(actor=(net.parameters(), 0.01), log_alpha=([torch.zeros(1, requires_grad=True)], 0.01))
+    before = [p.clone() for p in net.parameters()]
+    loss = net(torch.randn(4, 3)).sum()
+    for losses in [{"actor": loss}, {"actor": loss, "log_alpha": loss, "qf": loss}, {"qf": loss, "log_alpha": loss}]:
+        with pytest.raises(TypeError, match=r"Adam.step: losses for .*, but the groups are \['actor', 'log_alpha'\]"):
+            adam.step(**losses)
+    assert all(torch.equal(p, b) for p, b in zip(net.parameters(), before, strict=True)) and int(adam.t) == 0
+
+
+def test_adam_gives_the_foreach_ops_scalars_of_the_parameters_dtype(any_script, monkeypatch):
+    """CUDA's _foreach_div/_foreach_mul take their fused path (one kernel for the list) only with a Tensor scalar of
+    the list's dtype: the bias corrections, float64 for their digits, go to them in the parameters' dtype."""
+    module = importlib.import_module(any_script)
+    seen = []
+
+    def spy(original):
+        def foreach(tensors, other, *rest):
+            if isinstance(other, torch.Tensor):
+                seen.append((other.dtype, tensors[0].dtype))
+            return original(tensors, other, *rest)
+
+        return foreach
+
+    for name in ["_foreach_div", "_foreach_div_", "_foreach_mul", "_foreach_mul_"]:
+        monkeypatch.setattr(torch, name, spy(getattr(torch, name)))
+    net = torch.nn.Linear(3, 1)
+    adam = module.Adam(net=(net.parameters(), 0.01))
+    adam.step(net=net(torch.randn(4, 3)).sum())
+    assert seen == [(torch.float32, torch.float32)] * 2  # 1 / sqrt(1 - beta2^t) and -lr / (1 - beta1^t)

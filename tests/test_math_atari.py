@@ -103,8 +103,9 @@ def test_one_joint_update_equals_separate_steps_of_each_loss(atari):
     plain, initial = copy.deepcopy(nets), copy.deepcopy(nets[:3])
     log_alpha = torch.zeros(1, requires_grad=True)
     plain_log_alpha = log_alpha.detach().clone().requires_grad_(True)
-    optimizer = atari.Adam(([*qf1.parameters(), *qf2.parameters()], args.q_lr), (actor.parameters(), args.policy_lr),
-                           ([log_alpha], args.q_lr), eps=args.adam_eps)  # fmt: skip
+    optimizer = atari.Adam(qf=([*qf1.parameters(), *qf2.parameters()], args.q_lr),
+                           actor=(actor.parameters(), args.policy_lr), log_alpha=([log_alpha], args.q_lr),
+                           eps=args.adam_eps)  # fmt: skip
     agent = atari.Agent(actor, qf1, qf2, qf1_target, qf2_target, log_alpha, optimizer, target_entropy)
     losses = atari.update(batch, agent, args)
 

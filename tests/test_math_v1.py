@@ -25,8 +25,9 @@ def one_update(v1, nets, batch, lr=0.0, **args):
     """update() once with a fresh Adam (lr 0: the losses at these parameters, nothing moves); (losses, alpha)."""
     actor, qf, vf, vf_target, log_alpha = nets
     args = v1.Args(**args)
-    groups = [(net.parameters(), lr) for net in (vf, qf, actor)] + ([([log_alpha], lr)] if args.autotune else [])
-    agent = v1.Agent(actor, qf, vf, vf_target, log_alpha, v1.Adam(*groups), target_entropy=-1.0)
+    groups = {name: (net.parameters(), lr) for name, net in [("vf", vf), ("qf", qf), ("actor", actor)]}
+    groups |= {"log_alpha": ([log_alpha], lr)} if args.autotune else {}
+    agent = v1.Agent(actor, qf, vf, vf_target, log_alpha, v1.Adam(**groups), target_entropy=-1.0)
     torch.manual_seed(7)  # the noise eps of the fresh action a~
     losses = v1.update(v1.Batch(*batch), agent, args, update_targets=False)
     return losses, losses["alpha"]
@@ -52,7 +53,8 @@ def test_q_target_on_a_hand_built_batch(v1):
 def test_update_regresses_v_and_both_q_on_their_targets(v1):
     obs, actions, rewards, next_obs, terminations = batch = hand_built_batch()
     actor, qf = v1.Actor(3, 1), constant_q(v1, 2.0, -1.0)
-    nets = (actor, qf, constant_v(v1, 0.5), constant_v(v1, 4.0), torch.zeros(1, requires_grad=True))
+    log_alpha = torch.zeros(1, requires_grad=True)
+    nets = (actor, qf, constant_v(v1, 0.5), constant_v(v1, 4.0), log_alpha)
     losses, alpha = one_update(v1, nets, batch, reward_scale=5.0, gamma=0.9)
     torch.manual_seed(7)
     with torch.no_grad():
@@ -66,7 +68,9 @@ def test_update_regresses_v_and_both_q_on_their_targets(v1):
     torch.testing.assert_close(losses["qf2_loss"], 0.5 * ((-1.0 - y) ** 2).mean())
     torch.testing.assert_close(losses["qf_loss"], losses["qf1_loss"] + losses["qf2_loss"])
     torch.testing.assert_close(losses["qf1_values"], torch.tensor(2.0))
-    assert alpha.item() == 1.0 and "alpha_loss" not in losses  # no --autotune: alpha stays 1
+    # No --autotune: alpha stays 1 (log_alpha did not move); logged is the temperature in effect, 1/c.
+    assert log_alpha.item() == 0.0 and "alpha_loss" not in losses
+    torch.testing.assert_close(alpha, torch.tensor([1 / 5]))
 
 
 def test_policy_loss_uses_the_twin_minimum(v1):
@@ -125,7 +129,7 @@ def test_one_update_equals_separate_steps_of_each_loss(v1):
     args = v1.Args(autotune=True, policy_reg=1e-3, reward_scale=3.0, gamma=0.9)
     rates = [0.03, 0.02, 0.01, 0.01]  # V, Q, pi, alpha
     groups = [list(vf.parameters()), list(qf.parameters()), list(actor.parameters()), [log_alpha]]
-    optimizer = v1.Adam(*zip(groups, rates, strict=True))
+    optimizer = v1.Adam(**dict(zip(["vf", "qf", "actor", "log_alpha"], zip(groups, rates, strict=True), strict=True)))
     agent = v1.Agent(actor, qf, vf, vf_target, log_alpha, optimizer, target_entropy=-2.0)
     own_params = [list(p_vf.parameters()), list(p_qf.parameters()), list(p_actor.parameters()), [p_log_alpha]]
     plain_optimizers = [torch.optim.Adam(params, lr=lr) for params, lr in zip(own_params, rates, strict=True)]
@@ -157,6 +161,7 @@ def test_one_update_equals_separate_steps_of_each_loss(v1):
         v1.polyak_update(p_vf_target, p_vf, 0.5)
     torch.testing.assert_close(log_alpha.detach().exp(), p_alpha)
     assert log_alpha.item() != 0.3 and not losses["alpha"].requires_grad
+    torch.testing.assert_close(losses["alpha"], log_alpha.detach().exp() / 3.0)  # learnt alpha over the scale c = 3
     for net, plain_net in [(actor, p_actor), (qf, p_qf), (vf, p_vf), (vf_target, p_vf_target)]:
         for p, q in zip(net.parameters(), plain_net.parameters(), strict=True):
             torch.testing.assert_close(p, q)

@@ -1,7 +1,11 @@
 """The README's fresh-machine commands and what CI runs stay the same thing."""
 
+import os
 import re
+import sys
 
+import pytest
+import torch
 from conftest import ROOT, run
 
 
@@ -48,3 +52,12 @@ def test_buffer_memory_benchmark_fills_a_buffer_and_reports_its_size(tmp_path):
     own = re.search(r"resume: .* memory ([\d.]+) GB before, ([\d.]+) GB after", result.stdout).groups()
     assert 0.19 < size < 0.24 and peak_saved - peak_full < 0.07, result.stdout
     assert float(own[1]) - float(own[0]) < 0.11, result.stdout  # the networks and moments, 0.07 GB, not a 2nd buffer
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA device is here: the check would run")
+def test_the_gpu_check_stops_at_once_in_one_line_where_torch_sees_no_cuda():
+    path = f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}"  # this Python (and its torch) first
+    result = run("benchmark/gpu_check.sh", env={"PATH": path}, timeout=120)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == (f"gpu_check.sh: error: no CUDA device: torch {torch.__version__} sees none here; run the "
+                             "check on a machine with an NVIDIA GPU\n")  # fmt: skip
