@@ -1,0 +1,144 @@
+"""The docs stay true: every relative link and image resolves, every --flag they name for a program is one of that
+program's flags, every command in a bash block names files that exist, each script's page has its parts in order and
+its Flags table lists exactly the script's flags."""
+
+import dataclasses
+import importlib
+import re
+import shlex
+
+import pytest
+from conftest import ROOT, SCRIPTS, run
+
+DOCS = [ROOT / "README.md", ROOT / "CHANGELOG.md", *sorted((ROOT / "docs").glob("*.md"))]
+PARTS = ["Overview and papers", "Usage", "Logged metrics", "Implementation details", "Flags", "Results"]
+TOOLS = ["launch", "report", "speed", "buffer_memory"]  # benchmark/{tool}.py, whose flags argparse lists
+EXTERNAL = {"pip", "tensorboard", "sbatch", "squeue", "#SBATCH", "git"}  # their flags are not ours to check
+FLAG = re.compile(r"^--[a-z][a-z0-9-]*")
+TOOL_FILES = {f"{tool}.py" for tool in TOOLS} | {sweep.name for sweep in ROOT.glob("benchmark/*.sh")}
+
+
+def script_flags(script: str) -> set[str]:
+    """--name for every Args field of the script, and --no-name for the booleans (tyro's flags)."""
+    flags = {"--help"}
+    for field in dataclasses.fields(importlib.import_module(script).Args):
+        flags.add(f"--{field.name.replace('_', '-')}")
+        if field.type in (bool, "bool"):
+            flags.add(f"--no-{field.name.replace('_', '-')}")
+    return flags
+
+
+@pytest.fixture(scope="module")
+def flags() -> dict[str, set[str]]:
+    """program -> its flags: the scripts (by name), benchmark's tools (by file name), and the sweeps (launch.py's)."""
+    known = {f"{script}.py": script_flags(script) for script in SCRIPTS}
+    for tool in TOOLS:
+        help_text = run(f"benchmark/{tool}.py", "--help", timeout=120).stdout
+        known[f"{tool}.py"] = set(re.findall(r"^\s+(?:-\w, )?(--[a-z][a-z0-9-]*)", help_text, re.MULTILINE))
+        assert len(known[f"{tool}.py"]) >= 4, tool
+    for sweep in ROOT.glob("benchmark/sac_*.sh"):
+        known[sweep.name] = known["launch.py"]
+    known["gpu_check.sh"] = {"--wheels"}
+    return known
+
+
+def sweep_script(sweep: str) -> str:
+    """The script a benchmark/*.sh sweep runs, as its launch.py line names it."""
+    return re.search(r"launch\.py\"? (sac_\w+\.py)", (ROOT / "benchmark" / sweep).read_text()).group(1)
+
+
+def code_lines(text: str) -> list[str]:
+    """Every line of a ```bash block, and every inline `code` span outside blocks."""
+    blocks = re.findall(r"```bash\n(.*?)```", text, re.DOTALL)
+    lines = [line for block in blocks for line in block.replace("\\\n", " ").splitlines()]
+    outside = re.sub(r"```.*?```", "", text, flags=re.DOTALL)
+    return lines + re.findall(r"`([^`\n]+)`", outside)
+
+
+def flags_named(line: str, default: str | None) -> list[tuple[str, str | None]]:
+    """(flag, the program it is given to) for each --flag of a command line: the last program named before it (a
+    sweep's script after `--` and in EXTRA_ARGS); `default` where none is named; None for another program's flags."""
+    tokens = line.replace('"', " ").replace("=", " = ").split()
+    program, script, found = default, None, []
+    for token in tokens:
+        name = token.rsplit("/", 1)[-1]
+        if token in EXTERNAL or name in EXTERNAL:
+            program = None
+        elif name.startswith("$") and name.endswith(".sh"):  # benchmark/$script.sh: a sweep, which one varies
+            program, script = "launch.py", "(any script)"
+        elif name.endswith((".py", ".sh")):
+            if program in TOOL_FILES and name.startswith("sac_") and name.endswith(".py"):
+                script = name  # an argument of launch.py or speed.py, not the program run
+            else:
+                program = name
+                script = sweep_script(name) if name.startswith("sac_") and name.endswith(".sh") else None
+        elif token == "--" and script:
+            program = script
+        elif token == "EXTRA_ARGS" and script is None and program is None:
+            program = "(extra args)"
+        elif FLAG.match(token):
+            found.append((token, program))
+    return found
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda path: path.name)
+def test_every_relative_link_and_image_resolves(doc):
+    text = re.sub(r"```.*?```", "", doc.read_text(), flags=re.DOTALL)
+    for target in re.findall(r"\]\(([^)\s]+)\)", text):
+        if re.match(r"[a-z]+:", target):
+            continue  # https://, mailto:
+        path, _, anchor = target.partition("#")
+        file = (doc.parent / path).resolve() if path else doc
+        assert file.exists(), f"{doc.name}: {target} does not exist"
+        if anchor:
+            headings = re.findall(r"^#+ (.+)$", file.read_text(), re.MULTILINE)
+            slugs = {re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-") for heading in headings}
+            assert anchor in slugs, f"{doc.name}: {target}: no such heading in {file.name}"
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda path: path.name)
+def test_every_flag_the_docs_name_is_a_flag_of_its_program(doc, flags):
+    page_script = f"{doc.stem}.py" if doc.stem in SCRIPTS else None
+    every = set().union(*flags.values())
+    extra = {sweep: flags[sweep_script(sweep)] for sweep in flags if sweep.endswith(".sh") and sweep.startswith("sac_")}
+    any_script = set.intersection(*(flags[f"{script}.py"] for script in SCRIPTS))
+    for line in code_lines(doc.read_text()):
+        sweep = next((s for s in extra if s in line), None)  # None: benchmark/$script.sh, one of several
+        for flag, program in flags_named(line, page_script):
+            if program in ("(extra args)", "(any script)"):
+                assert flag in (extra[sweep] if sweep else any_script), f"{doc.name}: {flag} in EXTRA_ARGS of: {line}"
+            elif program is not None:
+                assert flag in flags.get(program, every), f"{doc.name}: {flag} is no flag of {program}: {line}"
+            elif not any(line.lstrip().startswith(tool) for tool in EXTERNAL):
+                assert flag in every, f"{doc.name}: {flag} is no flag of any program here: {line}"
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda path: path.name)
+def test_every_command_in_a_bash_block_names_files_that_exist(doc):
+    for block in re.findall(r"```bash\n(.*?)```", doc.read_text(), re.DOTALL):
+        for line in block.replace("\\\n", " ").splitlines():
+            tokens = shlex.split(line, comments=True)
+            for i, token in enumerate(tokens):
+                if any(c in token for c in "$*{}<>") or token.startswith(("runs/", "sweeps/", "~", "report")):
+                    continue  # a variable, a pattern, or what a run writes
+                named = token.endswith((".py", ".sh")) or token.startswith(("benchmark/", "docs/", "tests/"))
+                if named or (i > 0 and tokens[i - 1] == "-r"):
+                    assert (ROOT / token).exists(), f"{doc.name}: {token} does not exist: {line}"
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_each_scripts_page_has_its_parts_in_order_and_lists_exactly_its_flags(script):
+    text = (ROOT / "docs" / f"{script}.md").read_text()
+    headings = re.findall(r"^## (.+)$", text, re.MULTILINE)
+    assert [h for h in headings if h in PARTS] == PARTS, headings
+    section = text.split("\n## Flags\n")[1].split("\n## ")[0]
+    listed = set(re.findall(r"^\| `(--[a-z0-9-]+)`(?: / `(--no-[a-z0-9-]+)`)?", section, re.MULTILINE))
+    listed = {flag for pair in listed for flag in pair if flag}
+    assert listed == script_flags(script) - {"--help"}
+
+
+def test_the_readme_is_a_short_front_door():
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.splitlines()) <= 160
+    order = ["## On a fresh machine", "## How to read a script", "## How well it learns", "## How fast it is"]
+    assert [readme.index(heading) for heading in order] == sorted(readme.index(heading) for heading in order)
