@@ -849,6 +849,7 @@ class Run:
         args = self.args
         returns, lengths = evaluate(actor, self.eval_env, args.eval_episodes, args.seed, args.eval_greedy, video)
         self.writer.add_scalar("eval/episodic_return", returns.mean(), global_step)
+        self.writer.add_scalar("eval/episodic_return_std", returns.std(), global_step)  # over the episodes
         self.writer.add_scalar("eval/episodic_length", lengths.mean(), global_step)
         return Evaluation(global_step, float(returns.mean()), float(returns.std()))
 

@@ -760,6 +760,7 @@ class Run:
         video = f"videos/{self.name}/eval-step{global_step}" if self.args.capture_video else None
         returns, lengths = evaluate(actor, self.eval_env, self.args.eval_episodes, self.args.seed, video)
         self.writer.add_scalar("eval/episodic_return", returns.mean(), global_step)
+        self.writer.add_scalar("eval/episodic_return_std", returns.std(), global_step)  # over the episodes
         self.writer.add_scalar("eval/episodic_length", lengths.mean(), global_step)
         return Evaluation(global_step, float(returns.mean()), float(returns.std()))
 

@@ -16,6 +16,8 @@ run's exp_name, which is the script's name unless --exp-name changed it), across
                    10-episode mean, against environment steps) as the mean over seeds with a band of +- one std,
                    and the eval return's mean over seeds as a dashed line.
   DIR/{env}.png    the same panel for each environment on its own.
+  DIR/eval_curves/{env}__{script}__{seed}.csv   each run's evaluations: step, mean return, and the std over the
+                   evaluation's episodes (empty where the run did not log it).
 
 Beside the mean and std, results.md gives interval estimates that hold up with few seeds (Agarwal et al. 2021,
 benchmark/rl_statistics.py): for each environment and script the interquartile mean (IQM) of the final eval returns
@@ -58,6 +60,7 @@ class Run:
     train: np.ndarray  # (episodes, 2): env step, episodic return
     evals: np.ndarray  # (evaluations, 2): env step, mean return over the eval episodes
     sps: np.ndarray  # (logs, 3): env step, wall time, steps/s since the previous log
+    eval_std: np.ndarray  # (evaluations, 2): env step, std of the returns over the eval episodes (if logged)
 
     @property
     def steps(self) -> int:
@@ -91,8 +94,9 @@ def load_run(path: Path) -> Run:
     script = params.get("exp_name", name[1] if len(name) > 1 else "?")
     seed = int(params.get("seed", name[2] if len(name) > 2 and name[2].isdigit() else -1))
     none = np.empty((0, 3))
-    step_and_value = [scalars.get(tag, none)[:, [0, 2]] for tag in ("charts/episodic_return", "eval/episodic_return")]
-    return Run(path, env_id, script, seed, *step_and_value, scalars.get("charts/SPS", none))
+    tags = ("charts/episodic_return", "eval/episodic_return", "eval/episodic_return_std")
+    train, evals, eval_std = (scalars.get(tag, none)[:, [0, 2]] for tag in tags)
+    return Run(path, env_id, script, seed, train, evals, scalars.get("charts/SPS", none), eval_std)
 
 
 def final_train_return(run: Run) -> float:
@@ -389,6 +393,21 @@ def plot_intervals(groups: dict[tuple[str, str], list[Run]], norms: dict[str, di
     return written
 
 
+def write_eval_curves(groups: dict[tuple[str, str], list[Run]], out: Path) -> list[Path]:
+    """Each run's evaluation curve as a small CSV: step, mean return, std over the episodes (empty if not logged)."""
+    (out / "eval_curves").mkdir(exist_ok=True)
+    written = []
+    for runs in groups.values():
+        for run in runs:
+            std = {int(step): value for step, value in run.eval_std}
+            rows = [f"{int(step)},{mean:.6g}," + (f"{std[int(step)]:.6g}" if int(step) in std else "")
+                    for step, mean in run.evals]  # fmt: skip
+            path = out / "eval_curves" / f"{run.env_id.replace('/', '-')}__{run.script}__{run.seed}.csv"
+            path.write_text("step,mean_return,std_return\n" + "".join(f"{row}\n" for row in rows))
+            written.append(path)
+    return written
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs_dirs", nargs="+", type=Path, metavar="RUNS_DIR")
@@ -412,10 +431,11 @@ def main(argv: list[str]) -> int:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "results.md").write_text(table(groups, read_references(args.references), norms, args.runs_dirs))
         pngs = plot(groups, args.out) + plot_intervals(groups, norms, args.out)
+        curves = write_eval_curves(groups, args.out)
     except OSError as e:
         fail(f"--out '{args.out}': cannot write the report: {e.strerror or e}")
     print(f"{len(paths)} runs, {len(groups)} environment x script groups: {args.out / 'results.md'}, "
-          f"{len(pngs)} PNGs in {args.out}")  # fmt: skip
+          f"{len(pngs)} PNGs in {args.out}, {len(curves)} evaluation curves in {args.out / 'eval_curves'}")  # fmt: skip
     return 0
 
 

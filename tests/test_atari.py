@@ -237,8 +237,8 @@ def test_bad_input_from_the_command_line_exits_2_before_training(tmp_path):
 # ------------------------------------------------------------------ end to end
 TAGS = {
     "charts/episodic_return", "charts/episodic_length", "charts/SPS", "eval/episodic_return", "eval/episodic_length",
-    "losses/qf1_values", "losses/qf2_values", "losses/qf1_loss", "losses/qf2_loss", "losses/qf_loss",
-    "losses/actor_loss", "losses/alpha", "losses/alpha_loss", "losses/entropy",
+    "eval/episodic_return_std", "losses/qf1_values", "losses/qf2_values", "losses/qf1_loss", "losses/qf2_loss",
+    "losses/qf_loss", "losses/actor_loss", "losses/alpha", "losses/alpha_loss", "losses/entropy",
 }  # fmt: skip
 FLAGS = ["--env-id", "BreakoutNoFrameskip-v4", "--total-timesteps", "900", "--learning-starts", "600",
          "--buffer-size", "2000", "--target-network-frequency", "200", "--eval-frequency", "900",

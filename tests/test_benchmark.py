@@ -213,6 +213,15 @@ def test_the_report_of_a_sweep_holds_what_its_tensorboard_files_hold(pendulum_sw
                      f"{np.mean(evals):.1f} ± {np.std(evals):.1f}", iqm, f"{np.mean(sps):.0f}",
                      "-150.0 ± 10.0 (eval, Pendulum-v0) [1]"]  # fmt: skip
     assert results.endswith("Sources:\n\n1. A source <https://example.org/a>\n")
+    for path, s in zip(sorted((out / "runs").iterdir()), scalars, strict=True):  # each run's evaluation curve, a CSV
+        seed = path.name.split("__")[2]
+        curve = (tmp_path / "report" / "eval_curves" / f"Pendulum-v1__sac_continuous_action__{seed}.csv").read_text()
+        header, *rows = [line.split(",") for line in curve.splitlines()]
+        assert header == ["step", "mean_return", "std_return"] and len(rows) == len(s["eval/episodic_return"]) >= 1
+        logged = zip(s["eval/episodic_return"], s["eval/episodic_return_std"], strict=True)
+        for row, ((step, mean), (std_step, std)) in zip(rows, logged, strict=True):
+            assert int(row[0]) == step == std_step and float(row[1]) == pytest.approx(mean, rel=1e-5)
+            assert float(row[2]) == pytest.approx(std, rel=1e-5, abs=1e-6)
     for name in ["learning_curves.png", "Pendulum-v1.png"]:  # one environment: one 500 x 360 panel in both
         path = tmp_path / "report" / name
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

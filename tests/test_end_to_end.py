@@ -8,8 +8,8 @@ from conftest import NETWORKS, final_state, read_scalars, run_dir, run_ok, start
 
 COMMON_TAGS = {
     "charts/episodic_return", "charts/episodic_length", "charts/SPS", "eval/episodic_return", "eval/episodic_length",
-    "losses/qf1_values", "losses/qf2_values", "losses/qf1_loss", "losses/qf2_loss", "losses/qf_loss",
-    "losses/actor_loss", "losses/alpha",
+    "eval/episodic_return_std", "losses/qf1_values", "losses/qf2_values", "losses/qf1_loss", "losses/qf2_loss",
+    "losses/qf_loss", "losses/actor_loss", "losses/alpha",
 }  # fmt: skip
 TAGS = {  # what each script logs at its defaults: SAC v2 tunes alpha, SAC v1 has a value network
     "sac_continuous_action": COMMON_TAGS | {"losses/alpha_loss"},
