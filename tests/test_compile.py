@@ -55,9 +55,11 @@ CASES = {
 
 
 @pytest.fixture(autouse=True)
-def eager_random_numbers():
-    """inductor draws its own random numbers unless told to use eager's generator: with it, the same noise eps."""
-    with torch._inductor.config.patch(fallback_random=True):
+def same_rounding_and_noise():
+    """inductor draws its own random numbers unless told to use eager's generator: with it, the same noise eps. On
+    CUDA, cuDNN's convolutions in plain fp32 (its TF32 default would round each run its own way), deterministic."""
+    cudnn = torch.backends.cudnn.flags(enabled=True, deterministic=True, allow_tf32=False)
+    with torch._inductor.config.patch(fallback_random=True), cudnn:
         yield
 
 
