@@ -25,7 +25,8 @@ with its 95% stratified bootstrap confidence interval; for each script the IQM o
 across the environments that have a normalization (benchmark/normalization.csv: 0 is a random policy's return, 1 a
 reference's; DeepMind Control: 0 and 1,000); and for each pair of scripts that ran the same environments, the
 probability that a run of one beats a run of the other on one of them, with its interval. Every interval needs at
-least two seeds of each environment and script. With a normalized environment, two more figures:
+least two seeds with an evaluation: a group with fewer has its row, curves and CSVs, and results.md names it as left
+out of the intervals. With a normalized environment, two more figures:
 
   DIR/aggregate_curves.png     the IQM of the normalized eval return against environment steps, with its interval.
   DIR/performance_profile.png  the fraction of runs whose normalized final eval return is above each score.
@@ -120,6 +121,11 @@ def final_evals(runs: list[Run]) -> np.ndarray:
     return values[~np.isnan(values)]
 
 
+def with_intervals(groups: dict[tuple[str, str], list[Run]]) -> dict[tuple[str, str], list[Run]]:
+    """The groups with at least two seeds that have an evaluation: a bootstrap interval needs two."""
+    return {key: runs for key, runs in groups.items() if len(final_evals(runs)) >= 2}
+
+
 def estimate(value: float, low: float, high: float) -> str:
     return f"{value:.3f} [{low:.3f}, {high:.3f}]" if abs(value) < 10 else f"{value:.1f} [{low:.1f}, {high:.1f}]"
 
@@ -159,10 +165,16 @@ def score_matrix(groups: dict, script: str, envs: list[str], norms: dict | None 
 
 
 def interval_sections(groups: dict[tuple[str, str], list[Run]], norms: dict[str, dict]) -> list[str]:
-    """results.md's sections on the aggregate across environments and on the probability of improvement."""
+    """results.md's sections on the aggregate across environments and on the probability of improvement, over the
+    groups with at least two seeds."""
+    too_few = [f"{env_id} {script} ({len(final_evals(runs))})" for (env_id, script), runs in groups.items()
+               if (env_id, script) not in with_intervals(groups)]  # fmt: skip
+    groups = with_intervals(groups)
     scripts = sorted({script for _, script in groups})
     envs_of = {script: sorted(env_id for env_id, s in groups if s == script) for script in scripts}
     lines = ["", "## Across environments", ""]
+    if too_few:
+        lines += [f"Fewer than two seeds with an evaluation, so in no interval: {', '.join(too_few)}.", ""]
     normalized = sorted({env_id for env_id, _ in groups if normalizer(env_id, norms)})
     if normalized:
         lines += [f"The IQM of each script's final eval returns, normalized, over the seeds of all the environments "
@@ -231,7 +243,8 @@ def table(groups: dict[tuple[str, str], list[Run]], refs: list[dict], norms: dic
         "policy). Final eval IQM: the interquartile mean of the seeds' final eval returns (the mean of the middle "
         f"half; with fewer than 4 seeds, all of them) and its {stats.CONFIDENCE:.0%} confidence interval: the "
         f"percentile interval over {stats.BOOTSTRAP_SAMPLES:,} bootstrap samples of the seeds (numpy generator seed "
-        f"{stats.SEED}), as rliable computes it (Agarwal et al. 2021). Steps/s: the mean over seeds of each run's env "
+        f"{stats.SEED}), as rliable computes it (Agarwal et al. 2021); n/a (k) where only k seeds have an evaluation, "
+        "too few for an interval. Steps/s: the mean over seeds of each run's env "
         "steps over the time they took. Published: the returns reported at the same step count, with their sources "
         "below.",
         "",
@@ -245,10 +258,12 @@ def table(groups: dict[tuple[str, str], list[Run]], refs: list[dict], norms: dic
         seeds = ", ".join(str(run.seed) for run in runs)
         sps = [steps_per_second(run.sps) for run in runs]
         sps_text = f"{np.nanmean(sps):.0f}" if not all(map(math.isnan, sps)) else "n/a"
+        evals = final_evals(runs)
+        iqm_text = estimate(*stats.interval(stats.iqm, evals[:, None])) if len(evals) >= 2 else f"n/a ({len(evals)})"
         lines.append(f"| {env_id} | {script} | {len(runs)} ({seeds}) | {steps_text} | "
                      f"{mean_std([final_train_return(run) for run in runs])} | "
                      f"{mean_std([final_eval_return(run) for run in runs])} | "
-                     f"{estimate(*stats.interval(stats.iqm, final_evals(runs)[:, None]))} | {sps_text} | "
+                     f"{iqm_text} | {sps_text} | "
                      f"{published(refs, env_id, steps[-1], sources)} |")  # fmt: skip
     lines += interval_sections(groups, norms)
     if sources:
@@ -344,7 +359,9 @@ def plot(groups: dict[tuple[str, str], list[Run]], out: Path) -> list[Path]:
 
 
 def plot_intervals(groups: dict[tuple[str, str], list[Run]], norms: dict[str, dict], out: Path) -> list[Path]:
-    """aggregate_curves.png and performance_profile.png, over the environments that have a normalization."""
+    """aggregate_curves.png and performance_profile.png, over the environments that have a normalization (and two
+    seeds)."""
+    groups = with_intervals(groups)
     import matplotlib
 
     matplotlib.use("Agg")
@@ -422,10 +439,6 @@ def main(argv: list[str]) -> int:
     groups: dict[tuple[str, str], list[Run]] = {}
     for run in sorted(map(load_run, paths), key=lambda run: (run.env_id, run.script, run.seed)):
         groups.setdefault((run.env_id, run.script), []).append(run)
-    for (env_id, script), runs in groups.items():
-        if len(final_evals(runs)) < 2:
-            fail(f"{env_id} {script}: {len(final_evals(runs))} run(s) with an evaluation; the confidence intervals "
-                 "need at least two seeds of each environment and script")  # fmt: skip
     norms = read_normalization(args.normalization)
     try:
         args.out.mkdir(parents=True, exist_ok=True)

@@ -104,13 +104,23 @@ def test_the_report_gives_each_groups_iqm_the_normalized_aggregate_and_the_proba
         assert len(np.unique(image.reshape(-1, image.shape[-1]), axis=0)) > 50  # drawn on: curves, band, text
 
 
-def test_the_report_refuses_a_group_with_one_seed_in_one_line(tmp_path):
-    write_run(tmp_path / "runs", "Hopper-v5", "alpha", 1, 100.0)
+def test_a_group_with_one_seed_has_its_row_and_curves_and_stays_out_of_the_intervals(tmp_path):
+    """A one-seed group (a first look, or a sweep whose other seeds still run) is reported without an interval; the
+    groups with two seeds keep theirs, computed from them alone."""
+    write_run(tmp_path / "runs", "Walker2d-v5", "alpha", 1, 700.0)
+    for seed, final in enumerate(ALPHA[:2], start=1):
+        write_run(tmp_path / "runs", "Hopper-v5", "alpha", seed, final)
     result = run("benchmark/report.py", str(tmp_path / "runs"), "--out", str(tmp_path / "report"), timeout=300)
-    assert result.returncode == 2 and result.stderr.count("\n") == 1
-    assert "Hopper-v5 alpha: 1 run(s) with an evaluation; the confidence intervals need at least two seeds" in (
-        result.stderr
-    )
+    assert result.returncode == 0, result.stderr
+    results = (tmp_path / "report" / "results.md").read_text()
+    assert cell(results, "| Walker2d-v5 | alpha |", 6) == "700.0 ± 0.0"
+    assert cell(results, "| Walker2d-v5 | alpha |", 7) == "n/a (1)"
+    assert "Fewer than two seeds with an evaluation, so in no interval: Walker2d-v5 alpha (1)." in results
+    # Hopper's two seeds: the IQM is their mean, and the aggregate is over Hopper alone.
+    assert interval_in(cell(results, "| Hopper-v5 | alpha |", 7)) == (150.0, 100.0, 200.0)
+    assert cell(results, "| alpha | 1 | 2 |", 4)  # one environment, two seeds
+    written = {path.name for path in (tmp_path / "report").rglob("*") if path.is_file()}
+    assert {"Walker2d-v5.png", "Walker2d-v5__alpha__1.csv", "aggregate_curves.png"} <= written
 
 
 def test_every_normalization_row_has_its_two_returns_and_its_source():
