@@ -11,7 +11,7 @@ script: ENVS="Hopper-v5" SEEDS="1 2" STEPS=100000 benchmark/sac_v1_value.sh
 Every run works in the sweep directory (--out, default sweeps/{script}-{date}-{time}/): its TensorBoard log lands in
 runs/ there, and its console output is streamed, line by line as it is printed, to logs/{env}__{seed}.log. By
 default as many runs go at once as there are cores, with torch's threads per run set so that together they use each
-core once. One progress line tells how many runs are done, running, waiting and failed; at the end a summary names
+core once. One progress line tells how many runs are finished, running, waiting and failed; at the end a summary names
 every run that did not finish (a failed one with its exit code, its log and the log's last line), and the exit code is
 1 if any run did not finish.
 
@@ -193,16 +193,17 @@ class ProgressLine:
         self.total, self.tty, self.last, self.began = total, sys.stdout.isatty(), None, time.time()
 
     def show(self, runs: list[Run]) -> None:
-        done = sum(run.outcome is not None for run in runs)
-        failed = sum(run.outcome == "failed" for run in runs)
+        ended = {outcome: sum(run.outcome == outcome for run in runs) for outcome in ("finished", "stopped", "failed")}
         running = sum(run.process is not None and run.outcome is None for run in runs)
-        counts = (done, running, failed)
+        counts = (*ended.values(), running)
         if counts == self.last:
             return
         self.last = counts
         elapsed = time.strftime("%H:%M:%S", time.gmtime(time.time() - self.began))
-        text = (f"{done}/{self.total} runs done, {running} running, {self.total - done - running} waiting, "
-                f"{failed} failed  ({elapsed})")  # fmt: skip
+        waiting = self.total - sum(ended.values()) - running
+        stopped = f", {ended['stopped']} stopped" if ended["stopped"] else ""  # only while the sweep is being stopped
+        text = (f"{ended['finished']}/{self.total} runs finished, {running} running, {waiting} waiting, "
+                f"{ended['failed']} failed{stopped}  ({elapsed})")  # fmt: skip
         print(f"\r{text}" if self.tty else text, end="" if self.tty else "\n", flush=True)
 
     def close(self) -> None:

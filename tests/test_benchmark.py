@@ -75,7 +75,7 @@ def test_a_sweep_runs_every_run_to_its_log_and_names_the_failed_ones(pendulum_sw
                                                             ["Pendulum-v1", "sac_continuous_action", "2"]]  # fmt: skip
     for path in runs:
         assert read_scalars(path)["eval/episodic_return"][-1][0] == 1500
-    assert "4/4 runs done, 0 running, 0 waiting, 2 failed" in result.stdout
+    assert "2/4 runs finished, 0 running, 0 waiting, 2 failed" in result.stdout
 
 
 def test_a_sweep_continued_skips_finished_runs_and_names_failed_ones_until_retried(pendulum_sweep):
