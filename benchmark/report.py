@@ -167,9 +167,10 @@ def score_matrix(groups: dict, script: str, envs: list[str], norms: dict | None 
 def interval_sections(groups: dict[tuple[str, str], list[Run]], norms: dict[str, dict]) -> list[str]:
     """results.md's sections on the aggregate across environments and on the probability of improvement, over the
     groups with at least two seeds."""
+    kept = with_intervals(groups)
     too_few = [f"{env_id} {script} ({len(final_evals(runs))})" for (env_id, script), runs in groups.items()
-               if (env_id, script) not in with_intervals(groups)]  # fmt: skip
-    groups = with_intervals(groups)
+               if (env_id, script) not in kept]  # fmt: skip
+    groups = kept
     scripts = sorted({script for _, script in groups})
     envs_of = {script: sorted(env_id for env_id, s in groups if s == script) for script in scripts}
     lines = ["", "## Across environments", ""]
