@@ -320,6 +320,13 @@ def draw_panel(ax, env_id: str, by_script: dict[str, list[Run]], colors: dict[st
     ax.grid(alpha=0.3)
 
 
+def panel_grid(panels: int) -> tuple[int, int]:
+    """(rows, columns) for learning_curves.png: as few rows as 3 columns need, filled evenly (4 panels: 2 x 2, not a
+    row of 3 and one of 1)."""
+    rows = math.ceil(panels / 3)
+    return rows, math.ceil(panels / rows)
+
+
 def plot(groups: dict[tuple[str, str], list[Run]], out: Path) -> list[Path]:
     import matplotlib
 
@@ -331,8 +338,7 @@ def plot(groups: dict[tuple[str, str], list[Run]], out: Path) -> list[Path]:
         envs.setdefault(env_id, {})[script] = runs
     scripts = sorted({script for _, script in groups})
     colors = {script: f"C{i % 10}" for i, script in enumerate(scripts)}  # one color per script in every panel
-    cols = min(3, len(envs))
-    rows = math.ceil(len(envs) / cols)
+    rows, cols = panel_grid(len(envs))
     figures = [("learning_curves.png", list(envs), cols, rows)] + [
         (f"{env_id.replace('/', '-')}.png", [env_id], 1, 1) for env_id in envs
     ]

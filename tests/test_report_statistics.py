@@ -121,6 +121,15 @@ def test_a_group_with_one_seed_has_its_row_and_curves_and_stays_out_of_the_inter
     assert cell(results, "| alpha | 1 | 2 |", 4)  # one environment, two seeds
     written = {path.name for path in (tmp_path / "report").rglob("*") if path.is_file()}
     assert {"Walker2d-v5.png", "Walker2d-v5__alpha__1.csv", "aggregate_curves.png"} <= written
+    # Two environments: their panels side by side, each 500 x 360.
+    assert matplotlib.image.imread(tmp_path / "report" / "learning_curves.png").shape == (360, 1000, 4)
+
+
+def test_the_learning_curves_fill_their_rows_evenly_three_panels_at_most_to_a_row():
+    import report
+
+    grids = {panels: report.panel_grid(panels) for panels in range(1, 8)}
+    assert grids == {1: (1, 1), 2: (1, 2), 3: (1, 3), 4: (2, 2), 5: (2, 3), 6: (2, 3), 7: (3, 3)}
 
 
 def test_every_normalization_row_has_its_two_returns_and_its_source():
