@@ -4,8 +4,12 @@
 
 RUNS_DIR is a sweep directory (benchmark/launch.py's --out), a runs/ directory or one run's directory: every
 directory under it that holds a TensorBoard event file is a run, except under a discarded/ directory (where the
-launcher moves a run's directory that it starts anew). Runs are grouped by environment and by script (the
-run's exp_name, which is the script's name unless --exp-name changed it), across seeds. Written:
+launcher moves a run's directory that it starts anew). It can also be an earlier report's directory or its
+eval_curves/ directory: each evaluation CSV there is a run with its evaluations only (no training return, no steps/s),
+so that the small files a results page keeps are enough to report again, with runs added, once the TensorBoard logs
+are gone. A run's TensorBoard log wins over a CSV of the same environment, script and seed (a report written inside
+its sweep's directory sits beside the logs it came from). Runs are grouped by environment and by script (the run's
+exp_name, which is the script's name unless --exp-name changed it), across seeds. Written:
 
   DIR/results.md   one row per environment and script: the final training return (each seed: the mean return of
                    its last 10 training episodes), the final eval return (each seed: its last evaluation, a mean over
@@ -48,6 +52,8 @@ from tensorboard_logs import read_run, steps_per_second
 LAST_EPISODES = 10  # the final training return of a seed: the mean of its last 10 episodes, as CleanRL reports it
 REFERENCES = Path(__file__).resolve().parent / "references.csv"
 NORMALIZATION = Path(__file__).resolve().parent / "normalization.csv"
+EVAL_CSV_HEADER = "step,mean_return,std_return"  # write_eval_curves' files, which find_runs reads back
+NAMESPACES = ("ALE", "dm_control")  # env ids with a '/', which a CSV's name writes as '-': ALE-Pong-v5 is ALE/Pong-v5
 PANEL = (5.0, 3.6)  # inches; at DPI dots per inch each panel is 500 x 360 pixels
 DPI = 100
 
@@ -64,6 +70,11 @@ class Run:
     eval_std: np.ndarray  # (evaluations, 2): env step, std of the returns over the eval episodes (if logged)
 
     @property
+    def from_csv(self) -> bool:
+        """Read from an evaluation CSV: its evaluations only."""
+        return self.path.suffix == ".csv"
+
+    @property
     def steps(self) -> int:
         """The last env step the run logged: its --total-timesteps if it finished."""
         return int(max((a[-1, 0] for a in (self.train, self.evals, self.sps) if len(a)), default=0))
@@ -74,15 +85,47 @@ def fail(message: str) -> None:
     sys.exit(2)
 
 
+def is_eval_curve(path: Path) -> bool:
+    """A CSV that write_eval_curves wrote: named {env}__{script}__{seed}.csv, with its header."""
+    if not re.fullmatch(r".+__.+__-?\d+\.csv", path.name):
+        return False
+    with open(path, newline="") as f:
+        return f.readline().strip() == EVAL_CSV_HEADER
+
+
 def find_runs(dirs: list[Path]) -> list[Path]:
+    """The directories that hold a TensorBoard event file, then the evaluation CSVs."""
     for d in dirs:
         if not d.is_dir():
             fail(f"RUNS_DIR '{d}' is not a directory")
-    runs = sorted({event.parent for d in dirs for event in d.rglob("events.out.tfevents.*")
-                   if "discarded" not in event.relative_to(d).parts})  # fmt: skip
-    if not runs:
-        fail(f"no TensorBoard event files under {' '.join(map(str, dirs))}")
-    return runs
+    found = [path for d in dirs for pattern in ("events.out.tfevents.*", "*.csv") for path in sorted(d.rglob(pattern))
+             if "discarded" not in path.relative_to(d).parts]  # fmt: skip
+    logs = sorted({path.parent for path in found if path.suffix != ".csv"})
+    # The CSVs in the order of the directories given, each once: a contradiction names the first given first.
+    curves = list(dict.fromkeys(path for path in found if path.suffix == ".csv" and is_eval_curve(path)))
+    if not logs and not curves:
+        fail(f"no TensorBoard event files or evaluation CSVs under {' '.join(map(str, dirs))}")
+    return logs + curves
+
+
+def load_eval_curve(path: Path) -> Run:
+    """A run from its evaluation CSV, named {env}__{script}__{seed}.csv: its evaluations and their std."""
+    env_id, script, seed = path.stem.rsplit("__", 2)
+    for namespace in NAMESPACES:
+        if env_id.startswith(f"{namespace}-"):
+            env_id = f"{namespace}/{env_id.removeprefix(namespace + '-')}"
+    evals, eval_std = [], []
+    with open(path, newline="") as f:
+        for line, row in enumerate(csv.reader(f), start=1):
+            try:
+                if line > 1:
+                    evals.append((int(row[0]), float(row[1])))
+                    if row[2]:
+                        eval_std.append((int(row[0]), float(row[2])))
+            except (IndexError, ValueError):
+                fail(f"'{path}', line {line}: not step,mean_return,std_return numbers: {','.join(row)}")
+    evals, eval_std = (np.array(rows, dtype=float).reshape(-1, 2) for rows in (evals, eval_std))
+    return Run(path, env_id, script, int(seed), np.empty((0, 2)), evals, np.empty((0, 3)), eval_std)
 
 
 def load_run(path: Path) -> Run:
@@ -100,6 +143,23 @@ def load_run(path: Path) -> Run:
     return Run(path, env_id, script, seed, train, evals, scalars.get("charts/SPS", none), eval_std)
 
 
+def load_runs(paths: list[Path]) -> list[Run]:
+    """The runs of the TensorBoard logs, then those of the CSVs that no log has: env, script and seed."""
+    runs = [load_run(path) for path in paths if path.suffix != ".csv"]
+    logged = {(run.env_id, run.script, run.seed) for run in runs}
+    curves: dict[tuple[str, str, int], Run] = {}
+    for path in (path for path in paths if path.suffix == ".csv"):
+        run = load_eval_curve(path)
+        key = (run.env_id, run.script, run.seed)
+        if key in logged:
+            continue  # its TensorBoard log holds these evaluations and more
+        first = curves.setdefault(key, run)
+        if not (np.array_equal(first.evals, run.evals) and np.array_equal(first.eval_std, run.eval_std)):
+            fail(f"two different evaluation CSVs of {run.env_id} {run.script} seed {run.seed}: "
+                 f"'{first.path}' and '{run.path}'")  # fmt: skip
+    return runs + list(curves.values())
+
+
 def final_train_return(run: Run) -> float:
     return float(run.train[-LAST_EPISODES:, 1].mean()) if len(run.train) else math.nan
 
@@ -108,11 +168,17 @@ def final_eval_return(run: Run) -> float:
     return float(run.evals[-1, 1]) if len(run.evals) else math.nan
 
 
+def of_seeds(kept: int, seeds: int) -> str:
+    """How many seeds a statistic is over, where some have no value (runs read from evaluation CSVs)."""
+    return f" ({kept} of {seeds} seeds)" if kept < seeds else ""
+
+
 def mean_std(values: list[float]) -> str:
-    values = [v for v in values if not math.isnan(v)]
-    if not values:
+    kept = [v for v in values if not math.isnan(v)]
+    if not kept:
         return "n/a"
-    return f"{np.mean(values):.1f} ± {np.std(values):.1f}"  # std over seeds, numpy's default (ddof=0)
+    # The std over seeds is numpy's default (ddof=0).
+    return f"{np.mean(kept):.1f} ± {np.std(kept):.1f}{of_seeds(len(kept), len(values))}"
 
 
 def final_evals(runs: list[Run]) -> np.ndarray:
@@ -233,6 +299,18 @@ def published(refs: list[dict], env_id: str, steps: int, sources: dict[str, int]
     return "<br>".join(cells) or "–"
 
 
+def from_csvs(groups: dict[tuple[str, str], list[Run]]) -> str:
+    """results.md's word on the runs read from evaluation CSVs, if any."""
+    runs = [run for runs in groups.values() for run in runs]
+    read = sum(run.from_csv for run in runs)
+    source = "evaluation CSVs (an earlier report's eval_curves/), which hold their evaluations only"
+    if read == len(runs):
+        return f" All the runs are read from {source}: no training return, no steps/s."
+    if read:
+        return f" {read} of the runs are read from {source}: a training return or steps/s is over the other seeds."
+    return ""
+
+
 def table(groups: dict[tuple[str, str], list[Run]], refs: list[dict], norms: dict[str, dict], dirs: list[Path]) -> str:
     sources: dict[str, int] = {}
     lines = [
@@ -247,7 +325,7 @@ def table(groups: dict[tuple[str, str], list[Run]], refs: list[dict], norms: dic
         f"{stats.SEED}), as rliable computes it (Agarwal et al. 2021); n/a (k) where only k seeds have an evaluation, "
         "too few for an interval. Steps/s: the mean over seeds of each run's env "
         "steps over the time they took. Published: the returns reported at the same step count, with their sources "
-        "below.",
+        "below." + from_csvs(groups),
         "",
         "| Environment | Script | Seeds | Steps | Final training return | Final eval return | Final eval IQM [95% CI] "
         "| Steps/s | Published |",
@@ -258,7 +336,8 @@ def table(groups: dict[tuple[str, str], list[Run]], refs: list[dict], norms: dic
         steps_text = f"{steps[0]:,}" if len(steps) == 1 else f"{steps[0]:,} to {steps[-1]:,} (unfinished runs)"
         seeds = ", ".join(str(run.seed) for run in runs)
         sps = [steps_per_second(run.sps) for run in runs]
-        sps_text = f"{np.nanmean(sps):.0f}" if not all(map(math.isnan, sps)) else "n/a"
+        timed = [value for value in sps if not math.isnan(value)]
+        sps_text = f"{np.mean(timed):.0f}{of_seeds(len(timed), len(sps))}" if timed else "n/a"
         evals = final_evals(runs)
         iqm_text = estimate(*stats.interval(stats.iqm, evals[:, None])) if len(evals) >= 2 else f"n/a ({len(evals)})"
         lines.append(f"| {env_id} | {script} | {len(runs)} ({seeds}) | {steps_text} | "
@@ -284,6 +363,7 @@ def draw_panel(ax, env_id: str, by_script: dict[str, list[Run]], colors: dict[st
     from matplotlib.ticker import EngFormatter
 
     for script, runs in by_script.items():
+        every = len(runs)
         runs = [run for run in runs if len(run.train)]
         if runs:
             grid = np.linspace(min(run.train[0, 0] for run in runs), max(run.steps for run in runs), 200)
@@ -297,16 +377,24 @@ def draw_panel(ax, env_id: str, by_script: dict[str, list[Run]], colors: dict[st
             curves = np.array(curves)
             counted = ~np.isnan(curves).all(axis=0)
             mean, std = np.nanmean(curves[:, counted], axis=0), np.nanstd(curves[:, counted], axis=0)
-            ax.plot(grid[counted], mean, color=colors[script], label=f"{script}: training return, mean ± std of seeds")
+            label = f"{script}: training return, mean ± std of seeds{of_seeds(len(runs), every)}"
+            ax.plot(grid[counted], mean, color=colors[script], label=label)
             ax.fill_between(grid[counted], mean - std, mean + std, color=colors[script], alpha=0.2, linewidth=0)
         evals = {}
         for run in by_script[script]:
             for step, value in run.evals:
                 evals.setdefault(step, []).append(value)
-        if evals:
-            steps = sorted(evals)
-            ax.plot(steps, [np.mean(evals[s]) for s in steps], "--o", color=colors[script], markersize=3,
-                    label=f"{script}: eval return, mean of seeds")  # fmt: skip
+        if not evals:
+            continue
+        steps = sorted(evals)
+        mean, std = (np.array([f(evals[step]) for step in steps]) for f in (np.mean, np.std))
+        if runs:
+            label = f"{script}: eval return, mean of seeds"
+            ax.plot(steps, mean, "--o", color=colors[script], markersize=3, label=label)
+        else:  # evaluations only (runs read from CSVs): the eval return takes the band
+            label = f"{script}: eval return, mean ± std of seeds"
+            ax.plot(steps, mean, "-o", color=colors[script], markersize=3, label=label)
+            ax.fill_between(steps, mean - std, mean + std, color=colors[script], alpha=0.2, linewidth=0)
     seeds = {script: len(runs) for script, runs in by_script.items()}
     counts = (
         f"{next(iter(seeds.values()))}"
@@ -442,9 +530,9 @@ def main(argv: list[str]) -> int:
     for flag in ("references", "normalization"):
         if not getattr(args, flag).is_file():
             fail(f"--{flag} '{getattr(args, flag)}' is not a file")
-    paths = find_runs(args.runs_dirs)
     groups: dict[tuple[str, str], list[Run]] = {}
-    for run in sorted(map(load_run, paths), key=lambda run: (run.env_id, run.script, run.seed)):
+    runs = load_runs(find_runs(args.runs_dirs))
+    for run in sorted(runs, key=lambda run: (run.env_id, run.script, run.seed)):
         groups.setdefault((run.env_id, run.script), []).append(run)
     norms = read_normalization(args.normalization)
     try:
@@ -454,7 +542,9 @@ def main(argv: list[str]) -> int:
         curves = write_eval_curves(groups, args.out)
     except OSError as e:
         fail(f"--out '{args.out}': cannot write the report: {e.strerror or e}")
-    print(f"{len(paths)} runs, {len(groups)} environment x script groups: {args.out / 'results.md'}, "
+    read = sum(run.from_csv for run in runs)
+    from_csv = f" ({read} from evaluation CSVs)" if read else ""
+    print(f"{len(runs)} runs{from_csv}, {len(groups)} environment x script groups: {args.out / 'results.md'}, "
           f"{len(pngs)} PNGs in {args.out}, {len(curves)} evaluation curves in {args.out / 'eval_curves'}")  # fmt: skip
     return 0
 

@@ -231,8 +231,9 @@ def test_the_report_of_a_sweep_holds_what_its_tensorboard_files_hold(pendulum_sw
 
 
 def test_the_report_refuses_what_it_cannot_read_in_one_line(tmp_path):
+    nothing = f"error: no TensorBoard event files or evaluation CSVs under {tmp_path}"
     for runs_dir, message in [(tmp_path / "missing", f"error: RUNS_DIR '{tmp_path / 'missing'}' is not a directory"),
-                              (tmp_path, f"error: no TensorBoard event files under {tmp_path}")]:  # fmt: skip
+                              (tmp_path, nothing)]:  # fmt: skip
         result = report(runs_dir, "--out", tmp_path / "report")
         assert (result.returncode, result.stderr) == (2, message + "\n")
     assert not (tmp_path / "report").exists()

@@ -151,3 +151,91 @@ def test_every_normalization_row_has_its_two_returns_and_its_source():
         )
     assert report.normalizer("dm_control/cartpole-swingup-v0", rows)[:2] == (0.0, 1000.0)
     assert report.normalizer("Pendulum-v1", rows) is None
+
+
+def report_of(*dirs, out) -> str:
+    result = run("benchmark/report.py", *map(str, dirs), "--out", str(out), timeout=300)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def rows_of(results: str) -> dict[str, list[str]]:
+    """results.md's table rows and the aggregate's, by their first cells: each row's cells."""
+    return {"|".join(cells[:3]): cells for line in results.splitlines() if line.startswith("| ")
+            for cells in [[cell.strip() for cell in line.split("|")[1:-1]]]}  # fmt: skip
+
+
+def test_a_report_read_back_from_its_evaluation_csvs_keeps_every_evaluation_statistic(tmp_path):
+    """The CSVs a results page keeps are enough to report again once the TensorBoard logs are gone: the same eval
+    returns, IQMs, normalized aggregate and probability of improvement; no training return or steps/s. A run's log
+    wins over its CSV, and a CSV adds the seed that no log has."""
+    for script, finals in [("alpha", ALPHA), ("beta", BETA)]:
+        for seed, final in enumerate(finals, start=1):
+            write_run(tmp_path / "runs", "Hopper-v5", script, seed, final)
+    first = tmp_path / "first"
+    assert report_of(tmp_path / "runs", out=first).startswith("10 runs, 2 environment x script groups")
+    stdout = report_of(first, out=tmp_path / "again")  # a report's directory: its eval_curves/
+    assert stdout.startswith("10 runs (10 from evaluation CSVs), 2 environment x script groups")
+    before, after = (rows_of((out / "results.md").read_text()) for out in (first, tmp_path / "again"))
+    groups = ["Hopper-v5|alpha|5 (1, 2, 3, 4, 5)", "Hopper-v5|beta|5 (1, 2, 3, 4, 5)"]
+    assert before.keys() == after.keys() >= {*groups, "alpha|1|5", "alpha|beta|Hopper-v5"}  # the aggregate, P(X > Y)
+    assert after["alpha|1|5"] == before["alpha|1|5"] and after["alpha|beta|Hopper-v5"] == before["alpha|beta|Hopper-v5"]
+    for key in groups:
+        assert before[key][4] != "n/a" and after[key][4] == after[key][7] == "n/a"  # no training return, no steps/s
+        assert after[key][:4] + after[key][5:7] + after[key][8:] == before[key][:4] + before[key][5:7] + before[key][8:]
+    assert "All the runs are read from evaluation CSVs" in (tmp_path / "again" / "results.md").read_text()
+    for curve in (first / "eval_curves").iterdir():
+        assert (tmp_path / "again" / "eval_curves" / curve.name).read_text() == curve.read_text()
+    # Logs and their report together: every run once, from its log.
+    stdout = report_of(tmp_path / "runs", first, out=tmp_path / "both")
+    assert stdout.startswith("10 runs, 2 environment x script groups")
+    assert rows_of((tmp_path / "both" / "results.md").read_text()) == before
+    # Alpha's seed 5 with its log gone: its CSV stands in, and the training return and steps/s are over 4 seeds.
+    for path in (tmp_path / "runs").glob("Hopper-v5__alpha__5__*"):
+        path.rename(tmp_path / "gone")
+    (tmp_path / "kept").mkdir()
+    (first / "eval_curves" / "Hopper-v5__alpha__5.csv").rename(tmp_path / "kept" / "Hopper-v5__alpha__5.csv")
+    assert report_of(tmp_path / "runs", tmp_path / "kept", out=tmp_path / "mixed").startswith(
+        "10 runs (1 from evaluation CSVs)"
+    )
+    mixed = rows_of((tmp_path / "mixed" / "results.md").read_text())["Hopper-v5|alpha|5 (1, 2, 3, 4, 5)"]
+    train = [final * step / 2000 for final in ALPHA[:4] for step in (500, 1000, 1500, 2000)]
+    per_seed = np.array(train).reshape(4, 4).mean(axis=1)
+    assert mixed[4] == f"{per_seed.mean():.1f} ± {per_seed.std():.1f} (4 of 5 seeds)"
+    assert mixed[7] == "100 (4 of 5 seeds)"
+    assert mixed[5:7] == before["Hopper-v5|alpha|5 (1, 2, 3, 4, 5)"][5:7]
+
+
+def test_an_evaluation_csv_names_its_run_and_a_bad_or_contradicting_one_is_refused(tmp_path):
+    """A CSV's name gives env, script and seed, with the namespace of ALE/ and dm_control/ ids written as '-'."""
+    curves = tmp_path / "report" / "eval_curves"
+    curves.mkdir(parents=True)
+    for name in ["ALE-Pong-v5__alpha__1", "dm_control-cheetah-run-v0__alpha__2", "Hopper-v5__alpha__3"]:
+        (curves / f"{name}.csv").write_text("step,mean_return,std_return\n1000,10,1.5\n2000,20,\n")
+    (curves / "notes.csv").write_text("step,mean_return,std_return\n1,2,3\n")  # not a run's name: not read
+    (curves / "Walker2d-v5__alpha__1.csv").write_text("a,b\n1,2\n")  # not a report's header: not read
+    report_of(curves, out=tmp_path / "out")
+    rows = rows_of((tmp_path / "out" / "results.md").read_text())
+    assert {key.split("|")[0] for key in rows if key.endswith(")")} == {
+        "ALE/Pong-v5",
+        "dm_control/cheetah-run-v0",
+        "Hopper-v5",
+    }
+    assert rows["ALE/Pong-v5|alpha|1 (1)"][3:6] == ["2,000", "n/a", "20.0 ± 0.0"]
+    assert (tmp_path / "out" / "eval_curves" / "ALE-Pong-v5__alpha__1.csv").read_text() == (
+        "step,mean_return,std_return\n1000,10,1.5\n2000,20,\n"
+    )
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "Hopper-v5__alpha__3.csv").write_text("step,mean_return,std_return\n1000,10,1.5\n2000,25,\n")
+    refused = run("benchmark/report.py", str(curves), str(other), "--out", str(tmp_path / "refused"), timeout=300)
+    contradicting = f"'{curves / 'Hopper-v5__alpha__3.csv'}' and '{other / 'Hopper-v5__alpha__3.csv'}'"
+    assert (refused.returncode, refused.stderr) == (
+        2,
+        f"error: two different evaluation CSVs of Hopper-v5 alpha seed 3: {contradicting}\n",
+    )
+    (curves / "Pong-v5__alpha__4.csv").write_text("step,mean_return,std_return\n1000,ten,\n")
+    refused = run("benchmark/report.py", str(curves), "--out", str(tmp_path / "refused"), timeout=300)
+    bad = f"'{curves / 'Pong-v5__alpha__4.csv'}', line 2: not step,mean_return,std_return numbers: 1000,ten,"
+    assert (refused.returncode, refused.stderr) == (2, f"error: {bad}\n")
+    assert not (tmp_path / "refused").exists()
