@@ -169,7 +169,8 @@ def final_eval_return(run: Run) -> float:
 
 
 def of_seeds(kept: int, seeds: int) -> str:
-    """How many seeds a statistic is over, where some have no value (runs read from evaluation CSVs)."""
+    """How many seeds a statistic is over, where some have no value (a run read from an evaluation CSV has no training
+    return or steps/s; a run stopped before its first evaluation has no eval return)."""
     return f" ({kept} of {seeds} seeds)" if kept < seeds else ""
 
 
