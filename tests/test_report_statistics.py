@@ -64,6 +64,17 @@ def write_run(root, env_id: str, script: str, seed: int, final_eval: float) -> N
     writer.close()
 
 
+def run_report(*dirs, out):
+    """benchmark/report.py on these directories, as a user runs it."""
+    return run("benchmark/report.py", *map(str, dirs), "--out", str(out), timeout=300)
+
+
+def report_of(*dirs, out) -> str:
+    result = run_report(*dirs, out=out)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
 def cell(text: str, row_start: str, column: int) -> str:
     (row,) = [line for line in text.splitlines() if line.startswith(row_start)]
     return row.split("|")[column].strip()
@@ -80,8 +91,7 @@ def test_the_report_gives_each_groups_iqm_the_normalized_aggregate_and_the_proba
             write_run(tmp_path / "runs", "Hopper-v5", script, seed, final)
     outs = [tmp_path / "report", tmp_path / "again"]
     for out in outs:
-        result = run("benchmark/report.py", str(tmp_path / "runs"), "--out", str(out), timeout=300)
-        assert result.returncode == 0, result.stderr
+        report_of(tmp_path / "runs", out=out)
     results = (outs[0] / "results.md").read_text()
     assert results == (outs[1] / "results.md").read_text()  # the bootstrap is seeded: the same report twice
     assert "2,000 bootstrap samples of the seeds (numpy generator seed 0)" in results
@@ -110,8 +120,7 @@ def test_a_group_with_one_seed_has_its_row_and_curves_and_stays_out_of_the_inter
     write_run(tmp_path / "runs", "Walker2d-v5", "alpha", 1, 700.0)
     for seed, final in enumerate(ALPHA[:2], start=1):
         write_run(tmp_path / "runs", "Hopper-v5", "alpha", seed, final)
-    result = run("benchmark/report.py", str(tmp_path / "runs"), "--out", str(tmp_path / "report"), timeout=300)
-    assert result.returncode == 0, result.stderr
+    report_of(tmp_path / "runs", out=tmp_path / "report")
     results = (tmp_path / "report" / "results.md").read_text()
     assert cell(results, "| Walker2d-v5 | alpha |", 6) == "700.0 ± 0.0"
     assert cell(results, "| Walker2d-v5 | alpha |", 7) == "n/a (1)"
@@ -151,12 +160,6 @@ def test_every_normalization_row_has_its_two_returns_and_its_source():
         )
     assert report.normalizer("dm_control/cartpole-swingup-v0", rows)[:2] == (0.0, 1000.0)
     assert report.normalizer("Pendulum-v1", rows) is None
-
-
-def report_of(*dirs, out) -> str:
-    result = run("benchmark/report.py", *map(str, dirs), "--out", str(out), timeout=300)
-    assert result.returncode == 0, result.stderr
-    return result.stdout
 
 
 def rows_of(results: str) -> dict[str, list[str]]:
@@ -228,14 +231,14 @@ def test_an_evaluation_csv_names_its_run_and_a_bad_or_contradicting_one_is_refus
     other = tmp_path / "other"
     other.mkdir()
     (other / "Hopper-v5__alpha__3.csv").write_text("step,mean_return,std_return\n1000,10,1.5\n2000,25,\n")
-    refused = run("benchmark/report.py", str(curves), str(other), "--out", str(tmp_path / "refused"), timeout=300)
+    refused = run_report(curves, other, out=tmp_path / "refused")
     contradicting = f"'{curves / 'Hopper-v5__alpha__3.csv'}' and '{other / 'Hopper-v5__alpha__3.csv'}'"
     assert (refused.returncode, refused.stderr) == (
         2,
         f"error: two different evaluation CSVs of Hopper-v5 alpha seed 3: {contradicting}\n",
     )
     (curves / "Pong-v5__alpha__4.csv").write_text("step,mean_return,std_return\n1000,ten,\n")
-    refused = run("benchmark/report.py", str(curves), "--out", str(tmp_path / "refused"), timeout=300)
+    refused = run_report(curves, out=tmp_path / "refused")
     bad = f"'{curves / 'Pong-v5__alpha__4.csv'}', line 2: not step,mean_return,std_return numbers: 1000,ten,"
     assert (refused.returncode, refused.stderr) == (2, f"error: {bad}\n")
     assert not (tmp_path / "refused").exists()
