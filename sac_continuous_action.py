@@ -783,8 +783,8 @@ class Provenance:
 
     def save(self, global_step: int) -> None:
         elapsed = time.time() - self.began
-        self.parts[-1].update(last_step=global_step, train_seconds=round(elapsed - self.eval_seconds, 1),
-                              eval_seconds=round(self.eval_seconds, 1))  # fmt: skip
+        self.parts[-1].update(last_step=global_step, train_seconds=round(elapsed - self.eval_seconds, 3),
+                              eval_seconds=round(self.eval_seconds, 3))  # fmt: skip
         with open(f"{self.path}.tmp", "w") as f:  # whole or not at all: a stop mid-write leaves the last one
             json.dump(self.parts, f, indent=1)
         os.replace(f"{self.path}.tmp", self.path)

@@ -23,11 +23,15 @@ Logs: TensorBoard under runs/{env_id}__{exp_name}__{seed}__{time}/ (tensorboard 
 
 import functools
 import gc
+import importlib.metadata
+import json
 import math
 import os
+import platform
 import random
 import shutil
 import signal
+import subprocess
 import sys
 import sysconfig
 import time
@@ -805,6 +809,8 @@ class Run:
             self.writer.add_text("hyperparameters", f"|param|value|\n|-|-|\n{table}")
             print(f"run {self.name} on {self.device} ({args.threads} threads); TensorBoard: tensorboard --logdir runs")
         self.log, self.progress = RunLog(self.writer), Progress(args.total_timesteps)
+        first_step = checkpoint["state"]["global_step"] if checkpoint else 0
+        self.provenance = Provenance(self.dir, args, self.device, first_step)
         self.eval_env = make_env(args.env_id, train=False, render=args.capture_video)
         self.stop = StopSignals()
         self.last_step = args.total_timesteps // args.num_envs * args.num_envs
@@ -847,7 +853,9 @@ class Run:
         """Evaluate the policy now (see evaluate), log it, and return it."""
         video = f"videos/{self.name}/eval-step{global_step}" if self.args.capture_video else None
         args = self.args
+        began = time.time()
         returns, lengths = evaluate(actor, self.eval_env, args.eval_episodes, args.seed, args.eval_greedy, video)
+        self.provenance.evaluated(time.time() - began, global_step)
         self.writer.add_scalar("eval/episodic_return", returns.mean(), global_step)
         self.writer.add_scalar("eval/episodic_return_std", returns.std(), global_step)  # over the episodes
         self.writer.add_scalar("eval/episodic_length", lengths.mean(), global_step)
@@ -865,8 +873,81 @@ class Run:
                   f"{state.last_eval.std:.1f} over {self.args.eval_episodes} games")  # fmt: skip
         if self.args.save_model:
             save_model(self.args, self.dir, state.agent)
+        self.provenance.save(state.global_step)
         self.eval_env.close()
         self.writer.close()
+
+
+class Provenance:
+    """Where and with what the run ran, for its results to say: runs/{run_name}/provenance.json, a list with one part
+    per start of the run (a resumed run appends one, so a run continued on another machine lists each): the commit of
+    the code, the versions of Python and the packages, the CPU, the device, --threads, the env steps the part took and
+    its wall-clock seconds, split into evaluation and the rest (training). Rewritten after each evaluation and at the
+    end, so a part that crashed still says where it ran."""
+
+    PACKAGES = ("torch", "gymnasium", "numpy", "mujoco", "dm_control", "ale_py", "shimmy")
+
+    def __init__(self, run_dir: str, args: Args, device: torch.device, first_step: int):
+        self.path, self.began, self.eval_seconds = os.path.join(run_dir, "provenance.json"), time.time(), 0.0
+        try:  # the parts of the run's earlier starts (none for a new run)
+            with open(self.path) as f:
+                self.parts = json.load(f)
+        except (OSError, ValueError):
+            self.parts = []
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
+        self.parts.append({"started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(self.began)),
+                           "commit": git_commit(), "python": platform.python_version(),
+                           **{name: package_version(name) for name in self.PACKAGES},
+                           "cpu": cpu_model(), "cores": cores, "device": gpu or "cpu", "threads": args.threads,
+                           "compile": args.compile, "first_step": first_step})  # fmt: skip
+        self.save(first_step)
+
+    def evaluated(self, seconds: float, global_step: int) -> None:
+        self.eval_seconds += seconds
+        self.save(global_step)
+
+    def save(self, global_step: int) -> None:
+        elapsed = time.time() - self.began
+        self.parts[-1].update(last_step=global_step, train_seconds=round(elapsed - self.eval_seconds, 3),
+                              eval_seconds=round(self.eval_seconds, 3))  # fmt: skip
+        with open(f"{self.path}.tmp", "w") as f:  # whole or not at all: a stop mid-write leaves the last one
+            json.dump(self.parts, f, indent=1)
+        os.replace(f"{self.path}.tmp", self.path)
+
+
+def git_commit() -> str:
+    """The commit of this script's checkout, with "+modified" if the script differs from it; "unknown" outside git."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        commit = subprocess.run(["git", "-C", here, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+        changed = subprocess.run(["git", "-C", here, "diff", "--quiet", "HEAD", "--", os.path.abspath(__file__)],
+                                 capture_output=True, timeout=10)  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    if commit.returncode != 0:
+        return "unknown"
+    return commit.stdout.strip() + ("+modified" if changed.returncode == 1 else "")
+
+
+def package_version(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def cpu_model() -> str:
+    """The CPU's model name and, since a virtual machine's name can be as vague as "AMD EPYC", its family and model
+    numbers, as Linux's /proc/cpuinfo gives them (elsewhere what platform knows)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            fields = dict(line.split(":", 1) for line in f.read().split("\n\n")[0].splitlines() if ":" in line)
+    except OSError:
+        return platform.processor() or platform.machine()
+    fields = {key.strip(): value.strip() for key, value in fields.items()}
+    name = fields.get("model name", platform.processor() or platform.machine())
+    return f"{name} (family {fields['cpu family']}, model {fields['model']})" if "cpu family" in fields else name
 
 
 def check_writable(run_dir: str) -> None:

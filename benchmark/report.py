@@ -7,30 +7,39 @@ directory under it that holds a TensorBoard event file is a run, except under a 
 launcher moves a run's directory that it starts anew). It can also be an earlier report's directory or its
 eval_curves/ directory: each evaluation CSV there is a run with its evaluations only (no training return, no steps/s),
 so that the small files a results page keeps are enough to report again, with runs added, once the TensorBoard logs
-are gone. A run's TensorBoard log wins over a CSV of the same environment, script and seed (a report written inside
-its sweep's directory sits beside the logs it came from). Runs are grouped by environment and by script (the run's
+are gone; a provenance.csv there (or beside the eval_curves/ given) gives their provenance. A run's TensorBoard log
+wins over a CSV of the same environment, script and seed (a report written inside its sweep's directory sits beside
+the logs it came from). Runs are grouped by environment and by script (the run's
 exp_name, which is the script's name unless --exp-name changed it), across seeds. Written:
 
-  DIR/results.md   one row per environment and script: the final training return (each seed: the mean return of
-                   its last 10 training episodes), the final eval return (each seed: its last evaluation, a mean over
-                   --eval-episodes deterministic episodes), both as mean +- std over seeds; steps per second; the
-                   seeds; the steps. Beside them, the published returns at the same step count from
-                   benchmark/references.csv (same environment, any version: Hopper-v2 is shown beside Hopper-v5).
+  DIR/results.md   one row per environment and script, with n, its number of seeds: the final training return
+                   (each seed: the mean return of its last 10 training episodes), the final eval return (each seed:
+                   its last evaluation, a mean over --eval-episodes deterministic episodes) and the last-5 eval return
+                   (each seed: the mean of its last 5 evaluations, to show how much the final one swings), each as
+                   mean ± std over seeds (ddof=0); steps per second; the seeds; the steps. Beside them, the published
+                   returns at the same step count from benchmark/references.csv (same environment, any version:
+                   Hopper-v2 is shown beside Hopper-v5); an eval reference (one evaluation at that step) reads beside
+                   the final eval return.
   DIR/learning_curves.png   one panel per environment, every script overlaid: the training return (the same
                    10-episode mean, against environment steps) as the mean over seeds with a band of +- one std,
                    and the eval return's mean over seeds as a dashed line.
   DIR/{env}.png    the same panel for each environment on its own.
   DIR/eval_curves/{env}__{script}__{seed}.csv   each run's evaluations: step, mean return, and the std over the
                    evaluation's episodes (empty where the run did not log it).
+  DIR/provenance.csv   one row per start of each run that recorded it (the provenance.json the scripts write in
+                   the run's directory): the commit, the versions, the CPU, the threads, the steps and the training and
+                   evaluation seconds of that part. results.md lists them, and a later report reads them back.
 
-Beside the mean and std, results.md gives interval estimates that hold up with few seeds (Agarwal et al. 2021,
-benchmark/rl_statistics.py): for each environment and script the interquartile mean (IQM) of the final eval returns
-with its 95% stratified bootstrap confidence interval; for each script the IQM of its normalized final eval returns
-across the environments that have a normalization (benchmark/normalization.csv: 0 is a random policy's return, 1 a
-reference's; DeepMind Control: 0 and 1,000); and for each pair of scripts that ran the same environments, the
-probability that a run of one beats a run of the other on one of them, with its interval. Every interval needs at
-least two seeds with an evaluation: a group with fewer has its row, curves and CSVs, and results.md names it as left
-out of the intervals. With a normalized environment, two more figures:
+Beside the mean and std, results.md gives interval estimates (Agarwal et al. 2021, benchmark/rl_statistics.py) where
+there are runs enough for one (results.md's "When to trust an interval" says why): for each environment and script
+with 5 seeds or more, the interquartile mean (IQM) of the final eval returns with its 95% stratified bootstrap
+confidence interval, and with fewer the mean and the [min, max] of the seeds, labelled so; for each script the IQM of
+its normalized final eval returns across the environments that have a normalization (benchmark/normalization.csv: 0
+is a random policy's return, 1 a reference's; DeepMind Control: 0 and 1,000), with its interval where it has 10 runs
+or more in all and 2 or more of each environment; and for each pair of scripts that ran the same environments, the
+probability that a run of one beats a run of the other on one of them, with its interval under the same rule. A group
+with fewer than 2 seeds that have an evaluation has its row, curves and CSVs, and results.md names it as left out of
+the aggregates. With a normalized environment, two more figures:
 
   DIR/aggregate_curves.png     the IQM of the normalized eval return against environment steps, with its interval.
   DIR/performance_profile.png  the fraction of runs whose normalized final eval return is above each score.
@@ -39,10 +48,11 @@ out of the intervals. With a normalized environment, two more figures:
 import argparse
 import csv
 import itertools
+import json
 import math
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -50,9 +60,19 @@ import rl_statistics as stats
 from tensorboard_logs import read_run, steps_per_second
 
 LAST_EPISODES = 10  # the final training return of a seed: the mean of its last 10 episodes, as CleanRL reports it
+LAST_EVALS = 5  # beside a seed's final evaluation, the mean of its last 5: how much the final number swings
+# How many runs an interval needs (see interval_rule_text): a group, to get its IQM's bootstrap interval instead of
+# the mean and [min, max] of its seeds; an aggregate across tasks, in all and of each task.
+GROUP_RUNS, AGGREGATE_RUNS, AGGREGATE_RUNS_PER_TASK = 5, 10, 2
 REFERENCES = Path(__file__).resolve().parent / "references.csv"
 NORMALIZATION = Path(__file__).resolve().parent / "normalization.csv"
 EVAL_CSV_HEADER = "step,mean_return,std_return"  # write_eval_curves' files, which find_runs reads back
+# What each start of a run records in its provenance.json (the scripts' Provenance), in provenance.csv's order.
+PROVENANCE = ("started", "commit", "python", "torch", "gymnasium", "numpy", "mujoco", "dm_control", "ale_py", "shimmy",
+              "cpu", "cores", "device", "threads", "compile", "first_step", "last_step", "train_seconds",
+              "eval_seconds")  # fmt: skip
+PROVENANCE_CSV_HEADER = ",".join(("env_id", "script", "seed", "part", *PROVENANCE))  # write_provenance's file
+SETUP = PROVENANCE[1:15]  # what a part ran with and where: the same in two parts, the same setup
 NAMESPACES = ("ALE", "dm_control")  # env ids with a '/', which a CSV's name writes as '-': ALE-Pong-v5 is ALE/Pong-v5
 PANEL = (5.0, 3.6)  # inches; at DPI dots per inch each panel is 500 x 360 pixels
 DPI = 100
@@ -68,6 +88,7 @@ class Run:
     evals: np.ndarray  # (evaluations, 2): env step, mean return over the eval episodes
     sps: np.ndarray  # (logs, 3): env step, wall time, steps/s since the previous log
     eval_std: np.ndarray  # (evaluations, 2): env step, std of the returns over the eval episodes (if logged)
+    provenance: list[dict] = field(default_factory=list)  # one dict per start of the run (PROVENANCE), if recorded
 
     @property
     def from_csv(self) -> bool:
@@ -140,7 +161,52 @@ def load_run(path: Path) -> Run:
     none = np.empty((0, 3))
     tags = ("charts/episodic_return", "eval/episodic_return", "eval/episodic_return_std")
     train, evals, eval_std = (scalars.get(tag, none)[:, [0, 2]] for tag in tags)
-    return Run(path, env_id, script, seed, train, evals, scalars.get("charts/SPS", none), eval_std)
+    return Run(path, env_id, script, seed, train, evals, scalars.get("charts/SPS", none), eval_std, read_json(path))
+
+
+def read_json(path: Path) -> list[dict]:
+    """A run directory's provenance.json (the scripts write one since they record it); [] if it has none."""
+    record = path / "provenance.json"
+    if not record.is_file():
+        return []
+    try:
+        parts = json.loads(record.read_text())
+    except (OSError, ValueError) as e:
+        fail(f"'{record}': not a provenance record ({e})")
+    if not isinstance(parts, list) or not all(isinstance(part, dict) for part in parts):
+        fail(f"'{record}': not a provenance record (a list of one object per start of the run)")
+    return [as_strings(part) for part in parts]
+
+
+def as_strings(part: dict) -> dict[str, str]:
+    """A part's PROVENANCE fields as provenance.csv holds them: text, "" where not recorded."""
+    return {name: "" if part.get(name) is None else str(part[name]) for name in PROVENANCE}
+
+
+def read_provenance_csvs(dirs: list[Path]) -> dict[tuple[str, str, int], list[dict]]:
+    """The runs' parts in the provenance.csv files under `dirs` (an earlier report's; for its eval_curves/, the one
+    beside it), by (env, script, seed). A run's parts in two files must be the same."""
+    found: dict[tuple[str, str, int], tuple[Path, list[dict]]] = {}
+    files = [path for d in dirs for path in sorted(d.rglob("provenance.csv"))
+             if "discarded" not in path.relative_to(d).parts]  # fmt: skip
+    files += [d.parent / "provenance.csv" for d in dirs if d.name == "eval_curves"]
+    for path in (path for path in dict.fromkeys(files) if path.is_file()):
+        with open(path, newline="") as f:
+            if f.readline().strip() != PROVENANCE_CSV_HEADER:
+                continue
+            f.seek(0)
+            runs: dict[tuple[str, str, int], list[dict]] = {}
+            for row in csv.DictReader(f):
+                try:
+                    key = (row["env_id"], row["script"], int(row["seed"]))
+                except (TypeError, ValueError):
+                    fail(f"'{path}': not a provenance row: {','.join(map(str, row.values()))}")
+                runs.setdefault(key, []).append({name: row[name] for name in PROVENANCE})
+        for key, parts in runs.items():
+            first = found.setdefault(key, (path, parts))
+            if first[1] != parts:
+                fail(f"two different provenance records of {key[0]} {key[1]} seed {key[2]}: '{first[0]}' and '{path}'")
+    return {key: parts for key, (_, parts) in found.items()}
 
 
 def load_runs(paths: list[Path]) -> list[Run]:
@@ -175,11 +241,27 @@ def of_seeds(kept: int, seeds: int) -> str:
 
 
 def mean_std(values: list[float]) -> str:
+    """The mean ± std over seeds; the std is numpy's default, ddof=0 (as benchmark/references.csv's are)."""
     kept = [v for v in values if not math.isnan(v)]
     if not kept:
         return "n/a"
-    # The std over seeds is numpy's default (ddof=0).
     return f"{np.mean(kept):.1f} ± {np.std(kept):.1f}{of_seeds(len(kept), len(values))}"
+
+
+def last_evals_return(run: Run) -> float:
+    """The mean of the run's last LAST_EVALS evaluations (of as many as it has, if fewer)."""
+    return float(run.evals[-LAST_EVALS:, 1].mean()) if len(run.evals) else math.nan
+
+
+def spread(evals: np.ndarray) -> str:
+    """The final eval returns of a group's seeds: with GROUP_RUNS or more, their IQM and its bootstrap interval;
+    with fewer, their mean and [min, max], which is all that so few seeds show (see interval_rule_text)."""
+    if len(evals) >= GROUP_RUNS:
+        value, low, high = stats.interval(stats.iqm, evals[:, None])
+        return f"IQM {value:.1f} [95% CI {low:.1f}, {high:.1f}]"
+    if len(evals) >= 2:
+        return f"mean {evals.mean():.1f} [min {evals.min():.1f}, max {evals.max():.1f}]"
+    return f"{evals[0]:.1f} (1 seed)" if len(evals) else "n/a"
 
 
 def final_evals(runs: list[Run]) -> np.ndarray:
@@ -188,9 +270,27 @@ def final_evals(runs: list[Run]) -> np.ndarray:
     return values[~np.isnan(values)]
 
 
-def with_intervals(groups: dict[tuple[str, str], list[Run]]) -> dict[tuple[str, str], list[Run]]:
-    """The groups with at least two seeds that have an evaluation: a bootstrap interval needs two."""
-    return {key: runs for key, runs in groups.items() if len(final_evals(runs)) >= 2}
+def aggregated(groups: dict[tuple[str, str], list[Run]]) -> dict[tuple[str, str], list[Run]]:
+    """The groups with AGGREGATE_RUNS_PER_TASK seeds that have an evaluation: a stratified resample of one run is
+    that run, whatever the draw."""
+    return {key: runs for key, runs in groups.items() if len(final_evals(runs)) >= AGGREGATE_RUNS_PER_TASK}
+
+
+def interval_rule_text() -> str:
+    """Why the report gives an interval where it does: said once in results.md."""
+    return (
+        f"A group's interval needs {GROUP_RUNS} seeds. With n seeds, the percentile bootstrap draws a resample made "
+        "of one seed n times with probability (1/n)^n per seed: 3.7% for each of the lowest and the highest seed at "
+        "n = 3, more than the 2.5% in each tail of a 95% interval, so the interval is exactly [min, max] and says "
+        "nothing more than the seeds do (0.4% at n = 4, 0.03% at n = 5). The IQM cuts a quarter of the runs at each "
+        f"end, nothing below 4 runs. So a group with fewer than {GROUP_RUNS} seeds shows the mean and the [min, max] "
+        "of its seeds as what they are. An aggregate across tasks resamples the seeds of each task on their own (the "
+        "stratified bootstrap of Agarwal et al. 2021, Section 4.1, which they designed for the few-runs-per-task "
+        f"regime, with the IQM over all the runs, Section 4.3): it keeps its interval where it has {AGGREGATE_RUNS} "
+        f"runs or more in all and at least {AGGREGATE_RUNS_PER_TASK} of each task, so that the IQM cuts at least 2 "
+        "runs at each end and no one seed's resample can fill a tail of the interval; with fewer it gives the IQM "
+        "alone."
+    )
 
 
 def estimate(value: float, low: float, high: float) -> str:
@@ -234,7 +334,7 @@ def score_matrix(groups: dict, script: str, envs: list[str], norms: dict | None 
 def interval_sections(groups: dict[tuple[str, str], list[Run]], norms: dict[str, dict]) -> list[str]:
     """results.md's sections on the aggregate across environments and on the probability of improvement, over the
     groups with at least two seeds."""
-    kept = with_intervals(groups)
+    kept = aggregated(groups)
     too_few = [f"{env_id} {script} ({len(final_evals(runs))})" for (env_id, script), runs in groups.items()
                if (env_id, script) not in kept]  # fmt: skip
     groups = kept
@@ -242,7 +342,8 @@ def interval_sections(groups: dict[tuple[str, str], list[Run]], norms: dict[str,
     envs_of = {script: sorted(env_id for env_id, s in groups if s == script) for script in scripts}
     lines = ["", "## Across environments", ""]
     if too_few:
-        lines += [f"Fewer than two seeds with an evaluation, so in no interval: {', '.join(too_few)}.", ""]
+        lines += [f"Fewer than {AGGREGATE_RUNS_PER_TASK} seeds with an evaluation, so in no aggregate: "
+                  f"{', '.join(too_few)}.", ""]  # fmt: skip
     normalized = sorted({env_id for env_id, _ in groups if normalizer(env_id, norms)})
     if normalized:
         lines += [f"The IQM of each script's final eval returns, normalized, over the seeds of all the environments "
@@ -250,14 +351,14 @@ def interval_sections(groups: dict[tuple[str, str], list[Run]], norms: dict[str,
         for env_id in normalized:
             low, high, source = normalizer(env_id, norms)
             lines.append(f"- {env_id}: {low:g} and {high:g}, {source}")
-        lines += ["", "| Script | Environments | Seeds of each | Normalized IQM [95% CI] |", "|---|---|---|---|"]
+        lines += ["", f"| Script | Environments | Seeds of each | Runs | Normalized IQM [95% CI] (with "
+                  f"{AGGREGATE_RUNS} runs or more) |", "|---|---|---|---|---|"]  # fmt: skip
         for script in scripts:
             envs = [env_id for env_id in envs_of[script] if env_id in normalized]
             if envs:
                 scores = score_matrix(groups, script, envs, norms)
-                lines.append(
-                    f"| {script} | {len(envs)} | {len(scores)} | {estimate(*stats.interval(stats.iqm, scores))} |"
-                )
+                lines.append(f"| {script} | {len(envs)} | {len(scores)} | {scores.size} | "
+                             f"{aggregate(stats.iqm, scores)} |")  # fmt: skip
     left_out = sorted({env_id for env_id, _ in groups} - set(normalized))
     if left_out:
         lines += [
@@ -271,12 +372,21 @@ def interval_sections(groups: dict[tuple[str, str], list[Run]], norms: dict[str,
                   "P(X > Y): the chance that a run of X ends with a higher final eval return than a run of Y on one of "
                   "the environments both ran, drawn at random (ties count a half); 0.5 is no difference. It compares "
                   "returns within each environment, so it needs no normalization.", "",
-                  "| X | Y | Environments | P(X > Y) [95% CI] |", "|---|---|---|---|"]  # fmt: skip
+                  f"| X | Y | Environments | P(X > Y) [95% CI] (with {AGGREGATE_RUNS} runs or more of each) |",
+                  "|---|---|---|---|"]  # fmt: skip
         for a, b, envs in pairs:
             scores_a, scores_b = score_matrix(groups, a, envs), score_matrix(groups, b, envs)
-            p = stats.interval(stats.probability_of_improvement, scores_a, scores_b)
-            lines.append(f"| {a} | {b} | {', '.join(envs)} | {estimate(*p)} |")
+            lines.append(f"| {a} | {b} | {', '.join(envs)} | "
+                         f"{aggregate(stats.probability_of_improvement, scores_a, scores_b)} |")  # fmt: skip
     return lines
+
+
+def aggregate(statistic, *score_matrices: np.ndarray) -> str:
+    """The statistic across tasks, with its interval where every matrix has AGGREGATE_RUNS runs (interval_rule_text)."""
+    fewest = min(scores.size for scores in score_matrices)
+    if fewest >= AGGREGATE_RUNS:
+        return estimate(*stats.interval(statistic, *score_matrices))
+    return f"{statistic(*score_matrices):.3f} ({fewest} runs: too few for an interval)"  # normalized, or a probability
 
 
 def base_name(env_id: str) -> str:
@@ -317,20 +427,23 @@ def table(groups: dict[tuple[str, str], list[Run]], refs: list[dict], norms: dic
     lines = [
         "# Results",
         "",
-        f"{sum(map(len, groups.values()))} runs from {', '.join(f'`{d}`' for d in dirs)}. Returns are the mean ± std "
-        f"over seeds of each seed's final training return (the mean of its last {LAST_EPISODES} training episodes) "
-        "and of its final eval return (its last evaluation: the mean over its eval episodes of the deterministic "
-        "policy). Final eval IQM: the interquartile mean of the seeds' final eval returns (the mean of the middle "
-        f"half; with fewer than 4 seeds, all of them) and its {stats.CONFIDENCE:.0%} confidence interval: the "
-        f"percentile interval over {stats.BOOTSTRAP_SAMPLES:,} bootstrap samples of the seeds (numpy generator seed "
-        f"{stats.SEED}), as rliable computes it (Agarwal et al. 2021); n/a (k) where only k seeds have an evaluation, "
-        "too few for an interval. Steps/s: the mean over seeds of each run's env "
-        "steps over the time they took. Published: the returns reported at the same step count, with their sources "
-        "below." + from_csvs(groups),
+        f"{sum(map(len, groups.values()))} runs from {', '.join(f'`{d}`' for d in dirs)}. n: the seeds of each group. "
+        "Each seed's final training return is the mean of its last "
+        f"{LAST_EPISODES} training episodes; its final eval return is its last evaluation (the mean over its eval "
+        f"episodes of the deterministic policy); its last-{LAST_EVALS} eval return is the mean of its last "
+        f"{LAST_EVALS} evaluations, which shows how much the final one swings. ±: the standard deviation over the "
+        "seeds (ddof=0, numpy's default, as in benchmark/references.csv). The interval column: with "
+        f"{GROUP_RUNS} seeds or more, the interquartile mean (IQM, the mean of the middle half) of the seeds' final "
+        f"eval returns and its {stats.CONFIDENCE:.0%} confidence interval, the percentile interval over "
+        f"{stats.BOOTSTRAP_SAMPLES:,} bootstrap samples of the seeds (numpy generator seed {stats.SEED}), as rliable "
+        f"computes it (Agarwal et al. 2021); with fewer, no interval: the mean and the [min, max] of the seeds. "
+        "Steps/s: the mean over seeds of each run's env steps over the time they took. Published: the returns "
+        "reported at the same step count, with their sources below; an eval reference is one evaluation at that "
+        "step, to be read beside the final eval return." + from_csvs(groups),
         "",
-        "| Environment | Script | Seeds | Steps | Final training return | Final eval return | Final eval IQM [95% CI] "
-        "| Steps/s | Published |",
-        "|---|---|---|---|---|---|---|---|---|",
+        f"| Environment | Script | n (seeds) | Steps | Final training return | Final eval return | Final eval: IQM "
+        f"[95% CI] (n ≥ {GROUP_RUNS}), else mean [min, max] | Last-{LAST_EVALS} eval return | Steps/s | Published |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for (env_id, script), runs in groups.items():
         steps = sorted({run.steps for run in runs})
@@ -339,17 +452,80 @@ def table(groups: dict[tuple[str, str], list[Run]], refs: list[dict], norms: dic
         sps = [steps_per_second(run.sps) for run in runs]
         timed = [value for value in sps if not math.isnan(value)]
         sps_text = f"{np.mean(timed):.0f}{of_seeds(len(timed), len(sps))}" if timed else "n/a"
-        evals = final_evals(runs)
-        iqm_text = estimate(*stats.interval(stats.iqm, evals[:, None])) if len(evals) >= 2 else f"n/a ({len(evals)})"
         lines.append(f"| {env_id} | {script} | {len(runs)} ({seeds}) | {steps_text} | "
                      f"{mean_std([final_train_return(run) for run in runs])} | "
-                     f"{mean_std([final_eval_return(run) for run in runs])} | "
-                     f"{iqm_text} | {sps_text} | "
+                     f"{mean_std([final_eval_return(run) for run in runs])} | {spread(final_evals(runs))} | "
+                     f"{mean_std([last_evals_return(run) for run in runs])} | {sps_text} | "
                      f"{published(refs, env_id, steps[-1], sources)} |")  # fmt: skip
     lines += interval_sections(groups, norms)
+    lines += ["", "## When to trust an interval", "", interval_rule_text()]
+    lines += provenance_section(groups)
     if sources:
         lines += ["", "Sources:", ""] + [f"{number}. {source}" for source, number in sources.items()]
     return "\n".join(lines) + "\n"
+
+
+def provenance_section(groups: dict[tuple[str, str], list[Run]]) -> list[str]:
+    """results.md's record of where and with what each run ran: the setups (commit, versions, CPU, threads), then
+    each run's parts (one per start of the run: a run resumed elsewhere lists each) with their steps and times."""
+    runs = [run for runs in groups.values() for run in runs]
+    setups: dict[tuple, str] = {}
+    for run in runs:
+        for part in run.provenance:
+            setups.setdefault(tuple(part[name] for name in SETUP), f"S{len(setups) + 1}")
+    lines = ["", "## Provenance", ""]
+    if not setups:
+        return lines + ["No run recorded its provenance (the scripts record it in provenance.json since issue 34)."]
+    lines += ["Where and with what each run ran, from the provenance.json each start of a run writes. A setup is "
+              "the commit of the code, the versions, the CPU and the settings a part ran with; a seeded run repeats "
+              "only with the same setup (another CPU model rounds its matrix products differently).", "",
+              "| Setup | Commit | Python | torch | gymnasium | numpy | mujoco | dm_control | ale-py | shimmy | CPU "
+              "| Cores | Device | Threads | Compiled |", "|---|" + "---|" * 14]  # fmt: skip
+    for values, label in setups.items():
+        part = dict(zip(SETUP, values, strict=True))
+        part["commit"] = part["commit"][:12] + (" (modified)" if part["commit"].endswith("+modified") else "")
+        lines.append(f"| {label} | " + " | ".join(part[name] or "–" for name in SETUP) + " |")
+    lines += ["", "| Run | Part | Started | Steps | Setup | Training time | Evaluation time |",
+              "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for run in runs:
+        name = f"{run.env_id} seed {run.seed}" + (f" ({run.script})" if len(groups) > len(
+            {env_id for env_id, _ in groups}) else "")  # fmt: skip
+        if not run.provenance:
+            lines.append(f"| {name} | – | – | – | not recorded | – | – |")
+        for i, part in enumerate(run.provenance, start=1):
+            setup = setups[tuple(part[field] for field in SETUP)]
+            lines.append(f"| {name} | {i} | {part['started'] or '–'} | {steps_range(part)} | {setup} | "
+                         f"{duration(part['train_seconds'])} | {duration(part['eval_seconds'])} |")  # fmt: skip
+    missing = sum(not run.provenance for run in runs)
+    if missing:
+        lines += ["", f"{missing} of the runs recorded no provenance (they ran before the scripts recorded it)."]
+    return lines
+
+
+def steps_range(part: dict[str, str]) -> str:
+    first, last = (f"{int(part[name]):,}" if part[name] else "?" for name in ("first_step", "last_step"))
+    return f"{first} to {last}"
+
+
+def duration(seconds: str) -> str:
+    """Seconds as h:mm:ss."""
+    if not seconds:
+        return "–"
+    minutes, secs = divmod(round(float(seconds)), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}"
+
+
+def write_provenance(groups: dict[tuple[str, str], list[Run]], out: Path) -> Path:
+    """provenance.csv: one row per part of each run that recorded one, which a later report reads back."""
+    path = out / "provenance.csv"
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(PROVENANCE_CSV_HEADER.split(","))
+        for runs in groups.values():
+            for run in runs:
+                for i, part in enumerate(run.provenance, start=1):
+                    writer.writerow([run.env_id, run.script, run.seed, i, *(part[name] for name in PROVENANCE)])
+    return path
 
 
 def smoothed(run: Run) -> tuple[np.ndarray, np.ndarray]:
@@ -456,8 +632,8 @@ def plot(groups: dict[tuple[str, str], list[Run]], out: Path) -> list[Path]:
 
 def plot_intervals(groups: dict[tuple[str, str], list[Run]], norms: dict[str, dict], out: Path) -> list[Path]:
     """aggregate_curves.png and performance_profile.png, over the environments that have a normalization (and two
-    seeds)."""
-    groups = with_intervals(groups)
+    seeds); the IQM's band where the script has AGGREGATE_RUNS runs in all."""
+    groups = aggregated(groups)
     import matplotlib
 
     matplotlib.use("Agg")
@@ -485,8 +661,11 @@ def plot_intervals(groups: dict[tuple[str, str], list[Run]], norms: dict[str, di
             points.append(stats.interval(stats.iqm, (scores - np.array(low)) / (np.array(high) - np.array(low))))
         if points:
             value, low, high = map(np.array, zip(*points, strict=True))
-            curves.plot(steps, value, "-o", color=colors[script], markersize=3, label=f"{script} ({len(envs)} envs)")
-            curves.fill_between(steps, low, high, color=colors[script], alpha=0.2, linewidth=0)
+            band = finals[script].size >= AGGREGATE_RUNS
+            label = f"{script} ({len(envs)} envs, {finals[script].size} runs{'' if band else ': no interval'})"
+            curves.plot(steps, value, "-o", color=colors[script], markersize=3, label=label)
+            if band:
+                curves.fill_between(steps, low, high, color=colors[script], alpha=0.2, linewidth=0)
         profile.plot(taus, stats.performance_profile(finals[script], taus), color=colors[script], label=script)
     curves.set(title="IQM of the normalized eval return, 95% CI", xlabel="environment steps", ylabel="normalized IQM")
     profile.set(title="Performance profile (final eval returns)", xlabel="normalized score tau",
@@ -533,6 +712,9 @@ def main(argv: list[str]) -> int:
             fail(f"--{flag} '{getattr(args, flag)}' is not a file")
     groups: dict[tuple[str, str], list[Run]] = {}
     runs = load_runs(find_runs(args.runs_dirs))
+    recorded = read_provenance_csvs(args.runs_dirs)  # for the runs whose own provenance.json is not here
+    for run in runs:
+        run.provenance = run.provenance or recorded.get((run.env_id, run.script, run.seed), [])
     for run in sorted(runs, key=lambda run: (run.env_id, run.script, run.seed)):
         groups.setdefault((run.env_id, run.script), []).append(run)
     norms = read_normalization(args.normalization)
@@ -541,6 +723,7 @@ def main(argv: list[str]) -> int:
         (args.out / "results.md").write_text(table(groups, read_references(args.references), norms, args.runs_dirs))
         pngs = plot(groups, args.out) + plot_intervals(groups, norms, args.out)
         curves = write_eval_curves(groups, args.out)
+        write_provenance(groups, args.out)
     except OSError as e:
         fail(f"--out '{args.out}': cannot write the report: {e.strerror or e}")
     read = sum(run.from_csv for run in runs)

@@ -2,6 +2,7 @@
 a run that fails among runs that succeed, a stopped sweep continued with the same command."""
 
 import csv
+import json
 import os
 import shutil
 import signal
@@ -206,13 +207,22 @@ def test_the_report_of_a_sweep_holds_what_its_tensorboard_files_hold(pendulum_sw
         (first, _), *rest = s["charts/SPS"]
         seconds = sum((step - before) / rate for (before, _), (step, rate) in zip(s["charts/SPS"], rest, strict=False))
         sps.append((rest[-1][0] - first) / seconds)
-    # The IQM of two seeds is their mean; of their 4 equally likely resamples one is both the lower seed, one both the
-    # higher: each a quarter of the bootstrap, beyond the 2.5% and 97.5% points, which are the two seeds.
-    iqm = f"{np.mean(evals):.1f} [{min(evals):.1f}, {max(evals):.1f}]"
+    last5 = [np.mean([value for _, value in s["eval/episodic_return"][-5:]]) for s in scalars]
+    # Two seeds: too few for an interval, their mean and [min, max] said as such.
+    spread = f"mean {np.mean(evals):.1f} [min {min(evals):.1f}, max {max(evals):.1f}]"
     assert cells == ["2 (1, 2)", "1,500", f"{np.mean(train):.1f} ± {np.std(train):.1f}",
-                     f"{np.mean(evals):.1f} ± {np.std(evals):.1f}", iqm, f"{np.mean(sps):.0f}",
+                     f"{np.mean(evals):.1f} ± {np.std(evals):.1f}", spread,
+                     f"{np.mean(last5):.1f} ± {np.std(last5):.1f}", f"{np.mean(sps):.0f}",
                      "-150.0 ± 10.0 (eval, Pendulum-v0) [1]"]  # fmt: skip
     assert results.endswith("Sources:\n\n1. A source <https://example.org/a>\n")
+    # Each run's provenance.json, one part (it ran once, from step 0 to its end), is a row of provenance.csv.
+    with open(tmp_path / "report" / "provenance.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    recorded = [json.loads((path / "provenance.json").read_text()) for path in sorted((out / "runs").iterdir())]
+    assert [(row["seed"], row["part"], row["first_step"], row["last_step"]) for row in rows] == [
+        ("1", "1", "0", "1500"), ("2", "1", "0", "1500")]  # fmt: skip
+    assert [row["commit"] for row in rows] == [parts[0]["commit"] for parts in recorded]
+    assert "| Pendulum-v1 seed 1 | 1 |" in results and "| S1 | " in results
     for path, s in zip(sorted((out / "runs").iterdir()), scalars, strict=True):  # each run's evaluation curve, a CSV
         seed = path.name.split("__")[2]
         curve = (tmp_path / "report" / "eval_curves" / f"Pendulum-v1__sac_continuous_action__{seed}.csv").read_text()

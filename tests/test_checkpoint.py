@@ -2,7 +2,10 @@
 non-finite values from the environment and in the losses, bad checkpoints and unwritable run directories."""
 
 import importlib
+import importlib.metadata
 import io
+import json
+import platform
 import resource
 import signal
 import subprocess
@@ -112,6 +115,23 @@ def test_sigterm_stops_after_the_step_writes_a_checkpoint_and_the_run_resumes(tm
     assert scalars["losses/qf1_loss"][-1][0] == end and scalars["eval/episodic_return"][-1][0] == end
     steps = [s for s, _ in scalars["losses/qf1_loss"]]
     assert steps == sorted(set(steps))  # no step twice
+    assert_provenance(path / "provenance.json", [(0, step), (step, end)])
+
+
+def assert_provenance(path: Path, parts: list[tuple[int, int]]) -> None:
+    """The run's provenance.json has one part per start, each with the env steps it took (first, last), the commit of
+    this checkout, this interpreter's package versions, this machine's CPU, the runs' --threads 1, and its seconds."""
+    recorded = json.loads(path.read_text())
+    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    cpu = next((line.split(":")[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "")
+    assert [(part["first_step"], part["last_step"]) for part in recorded] == parts
+    for part in recorded:
+        assert part["commit"].removesuffix("+modified") == head and part["python"] == platform.python_version()
+        for package in ("torch", "gymnasium", "numpy", "mujoco", "ale_py"):
+            assert part[package] == importlib.metadata.version(package), package
+        assert part["cpu"].startswith(cpu) and part["device"] == "cpu" and part["threads"] == 1
+        assert part["compile"] is False and part["train_seconds"] > 0 and part["eval_seconds"] >= 0
+    assert recorded[-1]["eval_seconds"] > 0  # the part that ran to the end evaluated there
 
 
 def test_a_first_sigint_asks_for_a_stop_and_a_second_one_exits_at_once(any_script):
