@@ -134,6 +134,8 @@ def make_env(env_id: str, render: bool = False) -> gym.Env:
         # order, which is alphabetical (gymnasium sorts the keys Shimmy gives it): walker = height (1),
         # orientations (14), velocity (9). A 1,000-step episode ends in a truncation, which bootstraps.
         env = gym.wrappers.FlattenObservation(env)
+    if is_dm_control(env):  # videos in real time: one frame per control step (Shimmy says 10 fps for cheetah's 100)
+        env.metadata = {**env.metadata, "render_fps": round(1 / env.unwrapped._env.control_timestep())}
     one = np.ones(env.action_space.shape, dtype=env.action_space.dtype)  # float32 (MuJoCo) or float64 (DMC)
     return gym.wrappers.RescaleAction(env, -one, one)
 
@@ -1305,7 +1307,9 @@ def evaluate_saved_model(args: Args) -> None:
     env = make_env(env_id, render=args.capture_video)
     actor = Actor(env.observation_space.shape[0], env.action_space.shape[0])
     actor.load_state_dict(saved["actor"])
-    video_dir = f"videos/{env_id}__{args.exp_name}__eval__{int(time.time())}" if args.capture_video else None
+    video_dir = None
+    if args.capture_video:  # videos/{env}__{exp_name}__eval__{time}/, the env's '/' (dm_control/...) written as '-'
+        video_dir = f"videos/{env_id.replace('/', '-')}__{args.exp_name}__eval__{int(time.time())}"
     returns, lengths = evaluate(actor, env, args.eval_episodes, args.seed, f"{video_dir}/eval" if video_dir else None)
     env.close()
     print(f"{env_id}: return {returns.mean():.1f} +- {returns.std():.1f}, length {lengths.mean():.0f} "

@@ -4,6 +4,7 @@ a run that fails among runs that succeed, a stopped sweep continued with the sam
 import csv
 import json
 import os
+import re
 import shutil
 import signal
 import sys
@@ -258,3 +259,28 @@ def test_every_published_reference_has_its_number_steps_and_source():
         assert row["std"] == "" or float(row["std"]) >= 0
         assert row["kind"] in {"training", "eval", "score"} and row["approximate"] in {"", "yes"}
         assert row["source"] and row["url"].startswith("https://")
+
+
+def test_a_published_model_is_the_actor_and_args_and_its_gif_shows_the_first_seconds(tmp_path):
+    """benchmark/publish_model.py on a Pendulum run: the model file holds what --eval-model needs and nothing more, and
+    plays as the run's own model; the GIF is 5 s of the episode (Pendulum renders at 30 fps, every 2nd frame kept)."""
+    from PIL import Image
+
+    flags = ["--env-id", "Pendulum-v1", "--total-timesteps", "600", "--learning-starts", "500", "--batch-size", "64",
+             "--eval-episodes", "1", "--save-model", "--seed", "3"]  # fmt: skip
+    trained = run("sac_continuous_action", *flags, cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    result = run("benchmark/publish_model.py", str(run_dir), "--out", str(tmp_path / "models"), timeout=300)
+    assert result.returncode == 0, result.stderr
+    path, whole = tmp_path / "models" / "Pendulum-v1__sac_continuous_action__3.pt", run_dir / "sac_continuous_action.pt"
+    published, saved = torch.load(path, weights_only=True), torch.load(whole, weights_only=True)
+    assert set(published) == {"script", "args", "actor"} and published["args"] == saved["args"]
+    assert all(torch.equal(published["actor"][k], saved["actor"][k]) for k in saved["actor"])
+    assert path.stat().st_size < 1_000_000 and 2 * path.stat().st_size < whole.stat().st_size  # no critics
+    both = [run("sac_continuous_action", "--eval-model", str(p), "--seed", "3", "--eval-episodes", "1", cwd=tmp_path)
+            for p in (path, whole)]  # fmt: skip
+    returns = [re.search(r"return (\S+)", r.stdout).group(1) for r in both]
+    assert returns[0] == returns[1] and f"Pendulum-v1: return {returns[0]}" in result.stdout
+    gif = Image.open(tmp_path / "models" / "Pendulum-v1__sac_continuous_action__3.gif")
+    assert gif.size == (160, 160) and gif.n_frames == 75 and gif.info["duration"] == 70  # 66.7 ms, in hundredths

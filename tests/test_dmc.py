@@ -88,6 +88,14 @@ def test_the_time_limit_of_a_task_ends_its_episode_in_a_truncation(each_sac):
     assert ends[-1] == (False, True) and set(ends[:-1]) == {(False, False)}  # step 1,000: truncated, not terminated
 
 
+def test_videos_play_in_real_time_one_frame_per_control_step(each_sac):
+    """Shimmy's render_fps is not the task's control rate (cheetah: 10 against 100 steps per second of simulated
+    time); the scripts' videos take the control rate."""
+    for env_id, control_fps in [("dm_control/cheetah-run-v0", 100), ("dm_control/humanoid-walk-v0", 40)]:
+        assert gym.make(env_id).metadata["render_fps"] != control_fps
+        assert each_sac.make_env(env_id).metadata["render_fps"] == control_fps
+
+
 def test_a_dm_env_time_limit_is_stored_bootstrapped_with_its_real_last_observation(each_sac):
     obs, _, _, next_obs, terminations = collect(each_sac, "tests/DmCounter-v0", num_envs=2, steps=12)
     # The flattened observation is [episode, t]: alphabetical order.
