@@ -6,9 +6,10 @@ network V_psi with a Polyak-averaged target V_psi_bar, twin soft Q-functions Q_t
 targets: the Q target bootstraps from V_psi_bar), and a tanh-squashed Gaussian policy pi_phi.
 
 The temperature is fixed through the reward scale, as in the paper: rewards are multiplied by
---reward-scale and alpha = 1. Scaling the rewards by c with alpha = 1 gives the same policy as
+--reward-scale and alpha = 1. Scaling the rewards by c with alpha = 1 has the same optimal policy as
 unscaled rewards with alpha = 1/c (every soft value is then c times larger), so the default scale 5
-is a temperature of 0.2. --autotune learns alpha instead, as SAC v2 (arXiv 1812.05905) does, with the
+is a temperature of 0.2. Learning differs: from the same initial weights and learning rates, the networks
+must reach values c times larger. --autotune learns alpha instead, as SAC v2 (arXiv 1812.05905) does, with the
 rewards unscaled unless --reward-scale is given.
 
 The policy always acts in [-1, 1]^|A|; each environment's action space is mapped onto that cube at the
@@ -19,8 +20,9 @@ Run:  python sac_v1_value.py --env-id Hopper-v5 --seed 1      (all flags: --help
       The first updates wait for torch.compile (20-60 s, printed); --no-compile runs the same update eagerly.
 Logs: TensorBoard under runs/{env_id}__{exp_name}__{seed}__{time}/ (tensorboard --logdir runs):
       charts/ (episodic return and length of every finished episode, SPS), eval/ (deterministic policy),
-      losses/ (value, critic and actor losses, V and Q values, and alpha: the temperature in effect, alpha / c,
-      so 1/c = 0.2 at the default scale), written every 100 environment steps.
+      losses/ (value, critic and actor losses, V and Q values, and alpha), written every 100 environment steps, in
+      the unscaled problem's units: values divided by c, squared losses by c^2, alpha is the temperature in effect,
+      alpha / c (0.2 at the default scale).
 """
 
 import functools
@@ -455,21 +457,25 @@ def update(batch: Batch, agent: Agent, args: Args, update_targets: bool) -> dict
 
     # Each network descends its own loss, every gradient taken at the current parameters: psi J_V, theta J_Q,
     # phi J_pi (through dQ/da only: J_pi gives the Q weights no gradient) and, with --autotune, log_alpha J(alpha).
-    losses = {"vf_loss": vf_loss.detach(), "vf_values": vf_values.detach().mean(),
-              "qf1_values": qf1_values.detach().mean(), "qf2_values": qf2_values.detach().mean(),
-              "qf1_loss": qf1_loss.detach(), "qf2_loss": qf2_loss.detach(),
-              "qf_loss": (qf1_loss + qf2_loss).detach(), "actor_loss": actor_loss.detach()}  # fmt: skip
     if args.autotune:
         alpha_loss = alpha_loss_fn(agent.log_alpha, log_pi, agent.target_entropy)
         agent.optimizer.step(vf=vf_loss, qf=qf1_loss + qf2_loss, actor=actor_loss, log_alpha=alpha_loss)
-        losses["alpha_loss"] = alpha_loss.detach()
     else:
         agent.optimizer.step(vf=vf_loss, qf=qf1_loss + qf2_loss, actor=actor_loss)
     if update_targets:
         polyak_update(agent.vf_target, agent.vf, args.tau)
-    # The temperature in effect: rewards scaled by c with alpha are unscaled rewards with alpha / c (1/c by default),
-    # so that losses/alpha reads beside SAC v2's.
-    return {**losses, "alpha": agent.log_alpha.detach().exp() / args.reward_scale}
+    # Logged in the units of the unscaled problem, so that a v1 curve reads beside SAC v2's: rewards scaled by c with
+    # alpha are unscaled rewards with temperature alpha / c, and every soft value, V, Q and J_pi (and J(alpha)) is
+    # c times the unscaled one, the squared losses c^2 times (c = 1 with --autotune: nothing changes).
+    c = args.reward_scale
+    losses = {"vf_loss": vf_loss.detach() / c**2, "vf_values": vf_values.detach().mean() / c,
+              "qf1_values": qf1_values.detach().mean() / c, "qf2_values": qf2_values.detach().mean() / c,
+              "qf1_loss": qf1_loss.detach() / c**2, "qf2_loss": qf2_loss.detach() / c**2,
+              "qf_loss": (qf1_loss + qf2_loss).detach() / c**2, "actor_loss": actor_loss.detach() / c,
+              "alpha": agent.log_alpha.detach().exp() / c}  # fmt: skip
+    if args.autotune:
+        losses["alpha_loss"] = alpha_loss.detach() / c
+    return losses
 
 
 def make_agent(args: Args, obs_dim: int, act_dim: int, device: torch.device) -> Agent:

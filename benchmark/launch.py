@@ -6,7 +6,8 @@ Slurm cluster as one array job.
 
 The benchmark/*.sh sweeps call this with the published settings. In the environment, ENVS, SEEDS, STEPS and WORKERS
 (space-separated lists, numbers) replace --envs, --seeds, --steps and --workers, and EXTRA_ARGS adds flags for the
-script: ENVS="Hopper-v5" SEEDS="1 2" STEPS=100000 benchmark/sac_v1_value.sh
+script: ENVS="Hopper-v5" SEEDS="1 2" STEPS=100000 benchmark/sac_v1_value.sh. --env-flags gives flags to the runs of
+one environment (sac_v1_value.sh: the paper's reward scale of each task); the flags for all come after them and win.
 
 Every run works in the sweep directory (--out, default sweeps/{script}-{date}-{time}/): its TensorBoard log lands in
 runs/ there, and its console output is streamed, line by line as it is printed, to logs/{env}__{seed}.log. By
@@ -48,7 +49,8 @@ OVERRIDES = {"ENVS": "envs", "SEEDS": "seeds", "STEPS": "steps", "WORKERS": "wor
 RECORD = "sweep.json"  # in the sweep directory: the sweep's arguments and how each run ended
 # What makes a sweep the sweep it is (a continuation must give the same), and how the refusal names each.
 IDENTITY = {"script": "the script", "envs": "--envs", "seeds": "--seeds", "steps": "--steps",
-            "flags": "the script's flags (after -- and in EXTRA_ARGS)"}  # fmt: skip
+            "flags": "the script's flags (after -- and in EXTRA_ARGS)", "env_flags": "--env-flags"}  # fmt: skip
+BEFORE_ENV_FLAGS = {"env_flags": {}}  # what a record written before --env-flags existed had: none
 FINISHED = "final evaluation at step"  # what each script prints when its run reached its last step (not stopped)
 
 
@@ -85,6 +87,9 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--envs", nargs="+", required=True, help="gymnasium ids")
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     parser.add_argument("--steps", type=int, help="--total-timesteps of every run (default: the script's own)")
+    parser.add_argument("--env-flags", nargs="+", default=[], metavar="ENV=FLAGS",
+                        help="flags for the runs of one environment only, before the flags for all (which "
+                             "win): Humanoid-v5='--reward-scale 20'; an environment not swept is left out")  # fmt: skip
     parser.add_argument("--workers", type=int, help="runs at once (default: one per core)")
     parser.add_argument("--out", type=Path, help="the sweep directory (default: sweeps/{script}-{date}-{time})")
     parser.add_argument("--dry-run", action="store_true", help="print the commands (the sbatch script), run nothing")
@@ -114,6 +119,14 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
             parser.error(f"--{flag.replace('_', '-')} must be positive, got {getattr(args, flag)}")
     if args.gpus < 0:
         parser.error(f"--gpus must be 0 or more, got {args.gpus}")
+    env_flags = {}
+    for item in args.env_flags:
+        env_id, equals, flags = item.partition("=")
+        if not equals or not env_id:
+            parser.error(f"--env-flags {item!r}: give ENV=FLAGS, e.g. Humanoid-v5='--reward-scale 20'")
+        if env_id in args.envs:  # (a sweep's own list may name more environments than ENVS keeps)
+            env_flags[env_id] = shlex.split(flags)
+    args.env_flags = env_flags
     if args.out is None:
         args.out = Path("sweeps") / f"{Path(args.script).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
     return args, extra + shlex.split(os.environ.get("EXTRA_ARGS", ""))
@@ -144,6 +157,7 @@ def plan(args: argparse.Namespace, extra: list[str]) -> tuple[list[Run], int]:
                 str(seed),
                 *steps,
                 *threads,
+                *args.env_flags.get(env_id, []),
                 *extra,
             ],
             logs / f"{env_id.replace('/', '-')}__{seed}.log",
@@ -264,7 +278,8 @@ def summary(runs: list[Run], out: Path) -> int:
 # Continuing a sweep: its record (sweep.json) and each run's checkpoint decide what each run does.
 # ----------------------------------------------------------------------------------------------------
 def identity(args: argparse.Namespace, extra: list[str]) -> dict:
-    return {"script": args.script, "envs": args.envs, "seeds": args.seeds, "steps": args.steps, "flags": extra}
+    return {"script": args.script, "envs": args.envs, "seeds": args.seeds, "steps": args.steps, "flags": extra,
+            "env_flags": args.env_flags}  # fmt: skip
 
 
 def read_record(out: Path, args: argparse.Namespace, extra: list[str]) -> dict | None:
@@ -278,9 +293,8 @@ def read_record(out: Path, args: argparse.Namespace, extra: list[str]) -> dict |
     except (OSError, ValueError) as e:
         refuse(f"--out {out}: cannot read {RECORD} ({e})")
     for key, value in identity(args, extra).items():
-        if record["arguments"].get(key) != value:
-            theirs, ours = (shlex.join(map(str, v)) if isinstance(v, list) else str(v)
-                            for v in (record["arguments"].get(key), value))  # fmt: skip
+        if (recorded := record["arguments"].get(key, BEFORE_ENV_FLAGS.get(key))) != value:
+            theirs, ours = (shlex.join(map(str, v)) if isinstance(v, list) else str(v) for v in (recorded, value))
             refuse(f"--out {out} is a sweep with {IDENTITY[key]} {theirs or '(none)'}, not {ours or '(none)'}: "
                    "continue it with its own arguments, or give another --out")  # fmt: skip
     for name, pid in [("launch.py", record.get("launcher")), *[(name, run.get("pid"))

@@ -284,3 +284,24 @@ def test_a_published_model_is_the_actor_and_args_and_its_gif_shows_the_first_sec
     assert returns[0] == returns[1] and f"Pendulum-v1: return {returns[0]}" in result.stdout
     gif = Image.open(tmp_path / "models" / "Pendulum-v1__sac_continuous_action__3.gif")
     assert gif.size == (160, 160) and gif.n_frames == 75 and gif.info["duration"] == 70  # 66.7 ms, in hundredths
+
+
+def test_the_sac_v1_sweep_runs_each_task_at_the_papers_reward_scale(tmp_path):
+    """Appendix D of arXiv 1801.01290: reward scale 20 for Humanoid, 5 for the others, given per environment, so that
+    EXTRA_ARGS (after them, and winning) still reaches every run."""
+    result = run("benchmark/sac_v1_value.sh", "--dry-run", "--out", "sweep", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    scales = {re.search(r"--env-id (\S+)", line).group(1): re.findall(r"--reward-scale (\S+)", line)
+              for line in result.stdout.splitlines()}  # fmt: skip
+    assert scales == {
+        env_id: ["20" if env_id == "Humanoid-v5" else "5"]
+        for env_id in ["Hopper-v5", "Walker2d-v5", "HalfCheetah-v5", "Ant-v5", "Humanoid-v5", "InvertedPendulum-v5"]
+    }
+    env = {"ENVS": "Humanoid-v5 Hopper-v5", "EXTRA_ARGS": "--reward-scale 10"}
+    result = run("benchmark/sac_v1_value.sh", "--dry-run", "--out", "sweep", cwd=tmp_path, env=env)
+    scales = {re.search(r"--env-id (\S+)", line).group(1): re.findall(r"--reward-scale (\S+)", line)
+              for line in result.stdout.splitlines()}  # fmt: skip
+    assert scales == {"Humanoid-v5": ["20", "10"], "Hopper-v5": ["5", "10"]}  # the last one given is the one taken
+    refused = run("benchmark/launch.py", "sac_v1_value.py", "--envs", "Hopper-v5", "--env-flags", "Hopper-v5",
+                  "--dry-run", cwd=tmp_path)  # fmt: skip
+    assert refused.returncode == 2 and "--env-flags 'Hopper-v5': give ENV=FLAGS" in refused.stderr

@@ -59,15 +59,16 @@ def test_update_regresses_v_and_both_q_on_their_targets(v1):
     torch.manual_seed(7)
     with torch.no_grad():
         _, log_pi, _ = actor.sample(obs)  # the same fresh action as inside the update
+    # (Logged in the unscaled problem's units: values over c = 5, squared losses over c^2; see the next test.)
     # J_V: V (0.5) regresses to min(Q1, Q2) - alpha log pi = -1 - log pi, with alpha = 1 (reward scaling)
-    torch.testing.assert_close(losses["vf_loss"], 0.5 * ((0.5 - (-1.0 - log_pi)) ** 2).mean())
-    torch.testing.assert_close(losses["vf_values"], torch.tensor(0.5))
+    torch.testing.assert_close(losses["vf_loss"], 0.5 * ((0.5 - (-1.0 - log_pi)) ** 2).mean() / 25)
+    torch.testing.assert_close(losses["vf_values"], torch.tensor(0.5 / 5))
     # J_Q: both Q regress to c r + gamma (1 - d) V_bar(s'), V_bar = 4, c = 5
     y = 5.0 * rewards + 0.9 * (1 - terminations) * 4.0
-    torch.testing.assert_close(losses["qf1_loss"], 0.5 * ((2.0 - y) ** 2).mean())
-    torch.testing.assert_close(losses["qf2_loss"], 0.5 * ((-1.0 - y) ** 2).mean())
+    torch.testing.assert_close(losses["qf1_loss"], 0.5 * ((2.0 - y) ** 2).mean() / 25)
+    torch.testing.assert_close(losses["qf2_loss"], 0.5 * ((-1.0 - y) ** 2).mean() / 25)
     torch.testing.assert_close(losses["qf_loss"], losses["qf1_loss"] + losses["qf2_loss"])
-    torch.testing.assert_close(losses["qf1_values"], torch.tensor(2.0))
+    torch.testing.assert_close(losses["qf1_values"], torch.tensor(2.0 / 5))
     # No --autotune: alpha stays 1 (log_alpha did not move); logged is the temperature in effect, 1/c.
     assert log_alpha.item() == 0.0 and "alpha_loss" not in losses
     torch.testing.assert_close(alpha, torch.tensor([1 / 5]))
@@ -87,8 +88,9 @@ def test_policy_loss_uses_the_twin_minimum(v1):
         x = torch.cat([batch[0], actions], 1)
         q1, q2 = qf1(x).squeeze(1), qf2(x).squeeze(1)
     assert not torch.allclose(q1, q2)
-    torch.testing.assert_close(losses["actor_loss"], (log_pi - torch.min(q1, q2)).mean())
-    assert not torch.allclose(losses["actor_loss"], (log_pi - q1).mean())  # not Q1 alone, as the authors' code
+    # (logged over the default reward scale c = 5)
+    torch.testing.assert_close(5 * losses["actor_loss"], (log_pi - torch.min(q1, q2)).mean())
+    assert not torch.allclose(5 * losses["actor_loss"], (log_pi - q1).mean())  # not Q1 alone, as the authors' code
 
 
 def test_reward_scale_enters_only_the_q_target(v1):
@@ -97,12 +99,35 @@ def test_reward_scale_enters_only_the_q_target(v1):
     scaled_nets = copy.deepcopy(nets)
     losses, _ = one_update(v1, nets, hand_built_batch(), lr=0.1, reward_scale=1.0)
     scaled, _ = one_update(v1, scaled_nets, hand_built_batch(), lr=0.1, reward_scale=5.0)
-    for name in ["vf_loss", "vf_values", "actor_loss", "qf1_values"]:
-        torch.testing.assert_close(scaled[name], losses[name], msg=name)
+    for name, power in [("vf_loss", 2), ("vf_values", 1), ("actor_loss", 1), ("qf1_values", 1)]:  # logged over c^power
+        torch.testing.assert_close(scaled[name] * 5**power, losses[name], msg=name)
     assert scaled["qf1_loss"] != losses["qf1_loss"]
     for i, (net, scaled_net) in enumerate(zip(nets[:3], scaled_nets[:3], strict=True)):
         same = all(torch.equal(p, q) for p, q in zip(net.parameters(), scaled_net.parameters(), strict=True))
         assert same == (i != 1), type(net).__name__  # after one step, only the Q networks differ
+
+
+def test_the_losses_are_logged_in_the_units_of_the_unscaled_problem(v1):
+    """At c = 5 the networks hold c times the unscaled values (Q 10 and -5, V 2.5, V_bar 20); at c = 1 the unscaled
+    ones (Q 2 and -1, V 0.5, V_bar 4). Both log the same Q and V values and Q losses; the V and policy losses at c = 5
+    are those of the unscaled problem at its temperature 1/c = 0.2, and alpha is that temperature."""
+    obs, actions, rewards, next_obs, terminations = batch = hand_built_batch()
+    torch.manual_seed(5)
+    actor = v1.Actor(3, 1)
+    logged = {}
+    for c in (1.0, 5.0):
+        nets = (copy.deepcopy(actor), constant_q(v1, 2.0 * c, -1.0 * c), constant_v(v1, 0.5 * c),
+                constant_v(v1, 4.0 * c), torch.zeros(1))  # fmt: skip
+        logged[c], _ = one_update(v1, nets, batch, reward_scale=c, gamma=0.9)
+    for name in ["qf1_values", "qf2_values", "vf_values", "qf1_loss", "qf2_loss", "qf_loss"]:
+        torch.testing.assert_close(logged[5.0][name], logged[1.0][name], msg=name)
+    torch.manual_seed(7)
+    with torch.no_grad():
+        _, log_pi, _ = actor.sample(obs)  # the update's fresh action
+    for c in (1.0, 5.0):  # the unscaled problem: V 0.5 regressed on min Q - (1/c) log pi = -1 - log pi / c
+        torch.testing.assert_close(logged[c]["vf_loss"], 0.5 * ((0.5 - (-1.0 - log_pi / c)) ** 2).mean())
+        torch.testing.assert_close(logged[c]["actor_loss"], (log_pi / c - (-1.0)).mean())
+        torch.testing.assert_close(logged[c]["alpha"], torch.tensor([1 / c]))
 
 
 def test_policy_regulariser_adds_the_l2_penalty_of_mean_and_log_std(v1):
@@ -113,7 +138,8 @@ def test_policy_regulariser_adds_the_l2_penalty_of_mean_and_log_std(v1):
     with torch.no_grad():
         mean, log_std = nets[0](hand_built_batch()[0])
     penalty = 1e-3 * 0.5 * (mean.pow(2).mean() + log_std.pow(2).mean())
-    torch.testing.assert_close(regularised["actor_loss"] - plain["actor_loss"], penalty)
+    # (logged over the default reward scale c = 5, the penalty with the rest of J_pi)
+    torch.testing.assert_close(5 * (regularised["actor_loss"] - plain["actor_loss"]), penalty)
 
 
 def test_one_update_equals_separate_steps_of_each_loss(v1):
@@ -154,9 +180,9 @@ def test_one_update_equals_separate_steps_of_each_loss(v1):
                 param.grad = grad
             plain_optimizer.step()  # after every gradient is taken: all at the same parameters
         p_alpha = p_log_alpha.detach().exp()
-        for name, value in [("vf_loss", vf_loss), ("qf_loss", qf_loss), ("actor_loss", actor_loss),
-                            ("alpha_loss", alpha_loss)]:  # fmt: skip
-            torch.testing.assert_close(losses[name], value.detach(), msg=name)
+        for name, value, power in [("vf_loss", vf_loss, 2), ("qf_loss", qf_loss, 2), ("actor_loss", actor_loss, 1),
+                                   ("alpha_loss", alpha_loss, 1)]:  # fmt: skip
+            torch.testing.assert_close(losses[name], value.detach() / 3.0**power, msg=name)  # logged over c^power
         v1.polyak_update(vf_target, vf, 0.5)
         v1.polyak_update(p_vf_target, p_vf, 0.5)
     torch.testing.assert_close(log_alpha.detach().exp(), p_alpha)
