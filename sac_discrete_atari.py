@@ -17,7 +17,7 @@ when it samples, so 1,000,000 transitions fit in ~7.1 GB instead of the ~53 GB o
 Run:  python sac_discrete_atari.py --env-id BeamRiderNoFrameskip-v4 --seed 1      (all flags: --help)
       The first updates wait for torch.compile (20-60 s, printed); --no-compile runs the same update eagerly.
 Logs: TensorBoard under runs/{env_id}__{exp_name}__{seed}__{time}/ (tensorboard --logdir runs):
-      charts/ (score and length of every finished game, SPS), eval/ (whole games, greedy policy),
+      charts/ (score and length of every finished game, SPS), eval/ (whole games, greedy with 1% random actions),
       losses/ (critic and actor losses, Q values, alpha, policy entropy), written every 100 environment steps.
 """
 
@@ -92,6 +92,9 @@ class Args:
     """number of whole games of each evaluation"""
     eval_greedy: bool = True
     """evaluate the greedy policy argmax_a pi(a|s); --no-eval-greedy samples a ~ pi(.|s) instead"""
+    eval_epsilon: float = 0.01
+    """with --eval-greedy, take a uniformly random action with this probability (DQN-style evaluation): without it a
+    greedy policy replays the same game for every equal number of no-ops at the start, and can loop forever"""
     checkpoint_frequency: int = 0
     """write runs/{run_name}/checkpoint.pt every this many env steps, and when the run ends or is stopped (0: never)"""
     resume: str | None = None
@@ -138,9 +141,11 @@ class Args:
 class AtariLives(gym.Wrapper):
     """Life handling. With episodic=True (training), losing a life ends the episode (terminated), and the next
     reset() continues the same game instead of starting a new one (DQN's "episodic life"): the agent learns
-    that a life is worth keeping without being told the score. Where the game needs FIRE to (re)start play,
-    FIRE is pressed after every reset, and, with episodic=False (evaluation), after every lost life: otherwise
-    a policy trained with automatic FIRE would wait forever for a ball that never comes."""
+    that a life is worth keeping without being told the score. After a lost life, play goes on with a no-op step
+    (past the frames of the loss) and, where the game needs FIRE to (re)start play, FIRE; FIRE is pressed after
+    every new game's reset too (otherwise a policy trained with automatic FIRE would wait forever for a ball that
+    never comes). With episodic=False (evaluation) the same automatic steps follow a lost life within step(), so
+    that an evaluation game is played, and counted, as a training game is."""
 
     def __init__(self, env: gym.Env, episodic: bool):
         super().__init__(env)
@@ -170,9 +175,12 @@ class AtariLives(gym.Wrapper):
         life_lost, self.lives = 0 < lives < self.lives, lives
         if life_lost and self.episodic:
             terminated = True
-        elif life_lost and self.fire is not None and not self.game_over:
-            obs, fire_reward, terminated, truncated, info = self.env.step(self.fire)
-            reward, self.game_over = reward + fire_reward, terminated or truncated
+        elif life_lost and not self.game_over:  # evaluation: play on, with training's automatic steps
+            for automatic in [0] if self.fire is None else [0, self.fire]:
+                obs, more, terminated, truncated, info = self.env.step(automatic)
+                reward, self.game_over = reward + more, terminated or truncated
+                if self.game_over:
+                    break
         return obs, reward, terminated, truncated, info
 
 
@@ -500,8 +508,8 @@ def polyak_update(target: nn.Module, source: nn.Module, tau: float) -> None:
 
 @dataclass
 class Agent:
-    """What SAC-Discrete learns: the policy pi_phi, the critics Q_theta1,2 and their targets, log alpha, and one Adam
-    with a parameter group per network."""
+    """What SAC-Discrete learns: the policy pi_phi, the critics Q_theta1,2 and their targets, log alpha, and the
+    Adams."""
 
     actor: Actor
     qf1: SoftQNetwork
@@ -509,7 +517,8 @@ class Agent:
     qf1_target: SoftQNetwork
     qf2_target: SoftQNetwork
     log_alpha: torch.Tensor  # alpha = exp(log_alpha) stays > 0 whatever step log_alpha takes
-    optimizer: Adam  # groups theta_1 and theta_2, phi (and log_alpha), each with its own loss
+    q_optimizer: Adam  # theta_1 and theta_2
+    policy_optimizer: Adam  # phi, and log_alpha with --autotune, each with its own loss
     target_entropy: float  # H-bar, a fraction of the uniform policy's entropy
 
     def state_dict(self) -> dict:
@@ -526,9 +535,10 @@ class Agent:
 
 
 def update(batch: Batch, agent: Agent, args: Args) -> dict:
-    """One gradient step on J_Q(theta_1), J_Q(theta_2), J_pi(phi) (and J(alpha) with --autotune), all at the
-    current parameters. With --compile, the whole of it is one compiled graph. Returns the losses and alpha, as
-    tensors (reading them would sync the device)."""
+    """One gradient step of Algorithm 1: the critics on J_Q(theta_1), J_Q(theta_2); then the policy on J_pi(phi) (and
+    alpha on J(alpha), with --autotune) against the critics after their step. (The targets are copied in train(),
+    every --target-network-frequency steps.) With --compile, the whole of it is one compiled graph. Returns the losses
+    and alpha, as tensors (reading them would sync the device)."""
     alpha = agent.log_alpha.detach().exp()
     # J_Q(theta_i) = E_D[ 1/2 (Q_theta_i(s, a) - y)^2 ]  (Eq. 2), y from the target networks (Eq. 10)
     with torch.no_grad():
@@ -540,23 +550,25 @@ def update(batch: Batch, agent: Agent, args: Args) -> dict:
     qf2_values = q2.gather(1, batch.actions.unsqueeze(1)).squeeze(1)
     qf1_loss = 0.5 * F.mse_loss(qf1_values, y)
     qf2_loss = 0.5 * F.mse_loss(qf2_values, y)
+    agent.q_optimizer.step(qf=qf1_loss + qf2_loss)  # theta_1 and theta_2 (separate encoders), one loss each
 
-    # J_pi and J(alpha) at the same states; J_pi reuses the critics' Q(s, .) as constants (no second forward pass).
+    # J_pi and J(alpha) at the same states, against the critics' Q(s, .) after their step, as constants.
     log_pi = agent.actor(batch.obs)
-    actor_loss = actor_loss_fn(log_pi, q1, q2, alpha)
-
-    # Each network descends its own loss, every gradient taken at the current parameters: theta_1 and theta_2
-    # J_Q (separate encoders), phi J_pi and, with --autotune, log_alpha J(alpha).
+    with torch.no_grad():
+        q1_pi, q2_pi = agent.qf1(batch.obs), agent.qf2(batch.obs)
+    actor_loss = actor_loss_fn(log_pi, q1_pi, q2_pi, alpha)
     entropy = -(log_pi.exp() * log_pi).sum(1).mean()  # H(pi(.|s)), to compare with H-bar
     losses = {"qf1_values": qf1_values.detach().mean(), "qf2_values": qf2_values.detach().mean(),
               "qf1_loss": qf1_loss.detach(), "qf2_loss": qf2_loss.detach(), "qf_loss": (qf1_loss + qf2_loss).detach(),
               "actor_loss": actor_loss.detach(), "entropy": entropy.detach()}  # fmt: skip
+    # J_pi and J(alpha) share no parameter (alpha a constant in J_pi, log pi one in J(alpha)): one Adam step moves
+    # phi down J_pi and log_alpha down J(alpha).
     if args.autotune:
         alpha_loss = alpha_loss_fn(agent.log_alpha, log_pi, agent.target_entropy)
-        agent.optimizer.step(qf=qf1_loss + qf2_loss, actor=actor_loss, log_alpha=alpha_loss)
+        agent.policy_optimizer.step(actor=actor_loss, log_alpha=alpha_loss)
         losses["alpha_loss"] = alpha_loss.detach()
     else:
-        agent.optimizer.step(qf=qf1_loss + qf2_loss, actor=actor_loss)
+        agent.policy_optimizer.step(actor=actor_loss)
     return {**losses, "alpha": agent.log_alpha.detach().exp()}
 
 
@@ -568,14 +580,16 @@ def make_agent(args: Args, n_actions: int, device: torch.device) -> Agent:
     qf1_target.load_state_dict(qf1.state_dict())  # theta_bar_i <- theta_i
     qf2_target.load_state_dict(qf2.state_dict())
     log_alpha = torch.tensor([0.0 if args.autotune else math.log(args.alpha)], device=device)
-    # One Adam, a parameter group per network: Adam treats each parameter on its own, so this is the same as one
-    # optimizer each, with one step call.
-    groups = {"qf": ([*qf1.parameters(), *qf2.parameters()], args.q_lr), "actor": (actor.parameters(), args.policy_lr)}
+    # One Adam for phi and (with --autotune) log_alpha: Adam treats each parameter on its own, so this is the same as
+    # one optimizer each, with one step call instead of two.
+    policy_groups = {"actor": (actor.parameters(), args.policy_lr)}
     if args.autotune:
         log_alpha.requires_grad_(True)
-        groups["log_alpha"] = ([log_alpha], args.q_lr)
+        policy_groups["log_alpha"] = ([log_alpha], args.q_lr)
+    q_optimizer = Adam(eps=args.adam_eps, qf=([*qf1.parameters(), *qf2.parameters()], args.q_lr))
+    policy_optimizer = Adam(eps=args.adam_eps, **policy_groups)
     target_entropy = args.target_entropy_scale * math.log(n_actions)  # H-bar, a fraction of the uniform's entropy
-    return Agent(actor, qf1, qf2, qf1_target, qf2_target, log_alpha, Adam(eps=args.adam_eps, **groups), target_entropy)
+    return Agent(actor, qf1, qf2, qf1_target, qf2_target, log_alpha, q_optimizer, policy_optimizer, target_entropy)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -677,6 +691,8 @@ def check_inputs(args: Args, given: set[str] | None = None) -> int:
         fail(f"--gamma must be in [0, 1), got {args.gamma}")
     if not 0 < args.tau <= 1:
         fail(f"--tau must be in (0, 1], got {args.tau}")
+    if not 0 <= args.eval_epsilon <= 1:
+        fail(f"--eval-epsilon must be in [0, 1], got {args.eval_epsilon}")
     if not 0 < args.target_entropy_scale < 1:
         fail(f"--target-entropy-scale must be in (0, 1), got {args.target_entropy_scale}: H-bar = scale * log|A|, "
              "and log|A| is the entropy of the uniform policy, the most any policy has")  # fmt: skip
@@ -854,7 +870,8 @@ class Run:
         video = f"videos/{self.name}/eval-step{global_step}" if self.args.capture_video else None
         args = self.args
         began = time.time()
-        returns, lengths = evaluate(actor, self.eval_env, args.eval_episodes, args.seed, args.eval_greedy, video)
+        returns, lengths = evaluate(actor, self.eval_env, args.eval_episodes, args.seed, args.eval_greedy,
+                                    args.eval_epsilon, video)  # fmt: skip
         self.provenance.evaluated(time.time() - began, global_step)
         self.writer.add_scalar("eval/episodic_return", returns.mean(), global_step)
         self.writer.add_scalar("eval/episodic_return_std", returns.std(), global_step)  # over the episodes
@@ -1119,25 +1136,32 @@ class Evaluation(NamedTuple):
     std: float
 
 
-def evaluate(actor: Actor, env: gym.Env, episodes: int, seed: int, greedy: bool = True, video: str | None = None):
-    """Play whole games (all lives, real scores) with the greedy policy (or a sampled one); return (scores,
-    lengths). The first game is recorded to `video` ({directory}/{file name prefix}), if given. Every evaluation of
-    a run (and --eval-model with the run's --seed) resets the env with the same seed, seed + 10_000 (apart from the
-    training envs' seeds), so it meets the same starts each time."""
+def evaluate(actor: Actor, env: gym.Env, episodes: int, seed: int, greedy: bool = True, epsilon: float = 0.0,
+             video: str | None = None):  # fmt: skip
+    """Play whole games (all lives, real scores) with the greedy policy, which takes a uniformly random action with
+    probability epsilon (or with the policy itself, greedy=False); return (scores, lengths). A game's score and length
+    are RecordEpisodeStatistics' (make_env), as in training: every reward and every agent step of the game, the
+    automatic NOOP and FIRE steps included. The first game is recorded to `video` ({directory}/{file name prefix}), if
+    given. Every evaluation of a run (and --eval-model with the run's --seed) resets the env with the same seed, seed +
+    10_000 (apart from the training envs' seeds), and draws epsilon's actions from a generator of that seed, so it
+    plays the same games each time."""
     device, returns, lengths, frames = next(actor.parameters()).device, [], [], []
+    rng = np.random.default_rng(seed + 10_000)  # epsilon's draws: the same in every evaluation of the run
     for episode in range(episodes):
         obs, _ = env.reset(seed=seed + 10_000 if episode == 0 else None)
-        done, episode_return, length = False, 0.0, 0
+        done = False
         while not done:
             if video and episode == 0:
                 frames.append(env.render())
             with torch.no_grad():
                 obs_t = torch.as_tensor(obs, device=device).unsqueeze(0)
-                action = actor.act_greedy(obs_t) if greedy else actor.sample(obs_t)
-            obs, reward, terminated, truncated, _ = env.step(int(action[0]))
-            episode_return, length, done = episode_return + float(reward), length + 1, terminated or truncated
-        returns.append(episode_return)
-        lengths.append(length)
+                action = int((actor.act_greedy(obs_t) if greedy else actor.sample(obs_t))[0])
+            if greedy and rng.random() < epsilon:
+                action = int(rng.integers(env.action_space.n))
+            obs, _, terminated, truncated, info = env.step(action)
+            done = terminated or truncated
+        returns.append(float(info["episode"]["r"]))
+        lengths.append(int(info["episode"]["l"]))
     if frames:
         from gymnasium.utils.save_video import save_video
 
@@ -1157,10 +1181,10 @@ def save_model(args: Args, run_dir: str, agent: Agent) -> None:
 
 
 # Checkpoints: everything the run needs to go on exactly as if it had not stopped.
-CHECKPOINT_FORMAT = 3  # 3: TrainState's state_dict; 2: the same parts, laid out flat; 1 (no "format"): torch.optim
+CHECKPOINT_FORMAT = 4  # 4: the critics' and the policy's Adams apart; 3: one Adam; 2: laid out flat; 1: torch.optim
 RESUMABLE = {"resume", "total_timesteps", "checkpoint_frequency", "eval_frequency", "eval_episodes", "eval_greedy",
-             "capture_video", "save_model", "threads", "cuda", "compile", "cudagraphs", "track", "wandb_project_name",
-             "wandb_entity"}  # fmt: skip
+             "eval_epsilon", "capture_video", "save_model", "threads", "cuda", "compile", "cudagraphs", "track",
+             "wandb_project_name", "wandb_entity"}  # fmt: skip
 
 
 def save_checkpoint(run: Run, state: TrainState, rb: FrameReplayBuffer, envs: gym.vector.VectorEnv) -> None:
@@ -1376,6 +1400,8 @@ def evaluate_saved_model(args: Args) -> None:
     """--eval-model PATH: load a saved actor, play --eval-episodes whole games (and a video)."""
     if args.eval_episodes <= 0:
         fail(f"--eval-episodes must be positive, got {args.eval_episodes}")
+    if not 0 <= args.eval_epsilon <= 1:
+        fail(f"--eval-epsilon must be in [0, 1], got {args.eval_epsilon}")
     try:
         saved = torch.load(args.eval_model, map_location="cpu", weights_only=True)
     except Exception as e:  # missing, truncated, not a torch file: whatever the cause, one line for the user
@@ -1392,7 +1418,7 @@ def evaluate_saved_model(args: Args) -> None:
     if args.capture_video:
         video_dir = f"videos/{env_id.replace('/', '-')}__{args.exp_name}__eval__{int(time.time())}"
     video = f"{video_dir}/eval" if video_dir else None
-    returns, lengths = evaluate(actor, env, args.eval_episodes, args.seed, args.eval_greedy, video)
+    returns, lengths = evaluate(actor, env, args.eval_episodes, args.seed, args.eval_greedy, args.eval_epsilon, video)
     env.close()
     print(f"{env_id}: score {returns.mean():.1f} +- {returns.std():.1f}, length {lengths.mean():.0f} "
           f"over {args.eval_episodes} games" + (f"; video in {video_dir}/" if video_dir else ""))  # fmt: skip

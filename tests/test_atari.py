@@ -158,6 +158,74 @@ def test_every_evaluation_with_the_same_seed_plays_the_same_games(atari):
     assert first[1].min() > 50  # whole games of 5 lives
 
 
+class ActionsPerGame(gym.Wrapper):
+    """The actions the agent played in each game (a reset starts the next one); the automatic ones are not here."""
+
+    def __init__(self, env: gym.Env):
+        super().__init__(env)
+        self.games = []
+
+    def reset(self, **kwargs):
+        self.games.append([])
+        return self.env.reset(**kwargs)
+
+    def step(self, action):
+        self.games[-1].append(int(action))
+        return self.env.step(action)
+
+
+def frame_blind_actor(atari, logits: list[float]):
+    """An Actor whose pi(.|s) is softmax(logits) whatever the frames (its last layer's weights zeroed): the same
+    actions from any stack of frames, on any CPU."""
+    actor = atari.Actor(len(logits))
+    with torch.no_grad():
+        actor.net[1].weight.zero_()
+        actor.net[1].bias.copy_(torch.tensor(logits))
+    return actor
+
+
+def test_an_evaluation_game_has_the_score_and_length_training_gives_it(atari):
+    """One game of Breakout played by the same actions through evaluate and through the training wrappers (where a
+    lost life ends the episode and the next reset plays on): the same score and length, RecordEpisodeStatistics'.
+    The length counts every step of the game: the agent's own actions, FIRE at the start and NOOP and FIRE after each
+    of the 4 lives lost before the last."""
+    actor = frame_blind_actor(atari, [0.0, 0.0, 0.0, 0.0])  # uniform a ~ pi: the same draws from the same seed
+    env = atari.make_env("BreakoutNoFrameskip-v4", train=True)
+    torch.manual_seed(0)
+    obs, info = env.reset(seed=1 + 10_000)  # evaluate's seed for --seed 1
+    game = None
+    while game is None:
+        action = int(actor.sample(torch.as_tensor(obs).unsqueeze(0))[0])
+        obs, _, terminated, truncated, info = env.step(action)
+        if terminated or truncated:  # a lost life, or the game's end
+            game = info.get("episode")
+            if game is None:
+                obs, info = env.reset()
+                game = info.get("episode")  # (a game that ended inside the reset's automatic steps)
+    evaluation = ActionsPerGame(atari.make_env("BreakoutNoFrameskip-v4", train=False))
+    torch.manual_seed(0)
+    scores, lengths = atari.evaluate(actor, evaluation, 1, seed=1, greedy=False)
+    assert (scores[0], lengths[0]) == (float(game["r"]), int(game["l"])) and scores[0] > 0
+    assert lengths[0] == len(evaluation.games[0]) + 1 + 2 * 4
+
+
+def test_an_evaluation_plays_distinct_games_and_the_same_ones_for_the_same_seed(atari):
+    """A greedy policy that ignores the frames, on Pong (no sticky actions): the only chance in a game was the number
+    of no-ops at its start, and 10 games held 5 distinct ones. With --eval-epsilon's 1% of random actions, from a
+    generator of the evaluation's seed, all 10 differ (score, length, actions), and the same seed plays them again."""
+    actor = frame_blind_actor(atari, [0.0, 0.0, 1.0, 0.5, 0.0, 0.0])
+
+    def games(epsilon: float) -> list[tuple]:
+        env = ActionsPerGame(atari.make_env("PongNoFrameskip-v4", train=False))
+        scores, lengths = atari.evaluate(actor, env, 10, seed=1, epsilon=epsilon)
+        return list(zip(scores.tolist(), lengths.tolist(), map(tuple, env.games), strict=True))
+
+    assert len(set(games(0.0))) == 5
+    distinct = games(0.01)
+    assert len(set(distinct)) == 10 and games(0.01) == distinct
+    assert atari.Args().eval_epsilon == 0.01
+
+
 # ------------------------------------------------------------------ the replay buffer
 def test_every_stored_transition_rebuilds_the_stacks_the_environment_produced(atari):
     """A real rollout of 2 sub-envs with lost lives (terminations) and time limits (truncations), through a buffer
@@ -276,8 +344,10 @@ def test_breakout_video_and_saved_model(breakout_runs):
     path = run_dir(cwds["a"])
     (video,) = (cwds["a"] / "videos" / path.name).glob("*.mp4")
     final_length = read_scalars(path)["eval/episodic_length"][-1][1]
-    with VideoFileClip(str(video)) as clip:  # one frame per agent step, the whole evaluation game
-        assert clip.size == [160, 210] and abs(clip.duration * clip.fps - final_length) <= 2
+    # One frame per action of the agent's, the whole evaluation game: its length less the automatic steps (FIRE at the
+    # start, NOOP and FIRE after each of the 4 lives lost before the last).
+    with VideoFileClip(str(video)) as clip:
+        assert clip.size == [160, 210] and abs(clip.duration * clip.fps - (final_length - 9)) <= 2
     model = path / "sac_discrete_atari.pt"
     saved = torch.load(model, weights_only=True)
     assert set(saved) == {"actor", "qf1", "qf2", "qf1_target", "qf2_target", "log_alpha", "args", "script"}
@@ -306,7 +376,7 @@ def test_every_multiple_of_the_update_frequency_makes_an_update_with_many_sub_en
            "--total-timesteps", "1200", "--learning-starts", "400", "--batch-size", "32", "--buffer-size", "2000",
            "--eval-frequency", "1200", "--eval-episodes", "1", "--checkpoint-frequency", "1200", "--no-cuda",
            cwd=tmp_path)  # fmt: skip
-    optimizer = torch.load(run_dir(tmp_path) / "checkpoint.pt", weights_only=True)["state"]["agent"]["optimizer"]
-    assert int(optimizer["t"]) == 200  # Adam's steps
+    agent = torch.load(run_dir(tmp_path) / "checkpoint.pt", weights_only=True)["state"]["agent"]
+    assert int(agent["q_optimizer"]["t"]) == int(agent["policy_optimizer"]["t"]) == 200  # each Adam's steps
     assert [atari.crossings(step, 8, 4) for step in (8, 16, 404)] == [2, 2, 2]
     assert [atari.crossings(step, 8, 100) for step in (96, 104, 200, 208)] == [0, 1, 1, 0]

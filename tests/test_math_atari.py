@@ -89,9 +89,10 @@ def test_hard_target_update_copies_exactly_and_soft_one_interpolates(atari):
     assert all(torch.equal(a, b) for a, b in zip(target.parameters(), source.parameters(), strict=True))
 
 
-def test_one_joint_update_equals_separate_steps_of_each_loss(atari):
-    """update() takes one Adam step over all parameter groups, each on its own loss. The plain definition, one loss
-    and one torch.optim.Adam per network stepped in turn from the same parameters, gives the same."""
+def test_one_update_steps_the_critics_then_the_policy_and_alpha_against_the_stepped_critics(atari):
+    """Algorithm 1's order: the critics step on J_Q; then the policy on J_pi and alpha on J(alpha), against Q(s, .) of
+    the critics after their step. The plain definition, one loss and one torch.optim.Adam per network stepped in that
+    order, gives the same parameters; J_pi with the critics from before their step would not."""
     torch.manual_seed(0)
     args = atari.Args(batch_size=8)
     nets = [atari.Actor(N_ACTIONS), *(atari.SoftQNetwork(N_ACTIONS) for _ in range(4))]
@@ -103,14 +104,15 @@ def test_one_joint_update_equals_separate_steps_of_each_loss(atari):
     plain, initial = copy.deepcopy(nets), copy.deepcopy(nets[:3])
     log_alpha = torch.zeros(1, requires_grad=True)
     plain_log_alpha = log_alpha.detach().clone().requires_grad_(True)
-    optimizer = atari.Adam(qf=([*qf1.parameters(), *qf2.parameters()], args.q_lr),
-                           actor=(actor.parameters(), args.policy_lr), log_alpha=([log_alpha], args.q_lr),
-                           eps=args.adam_eps)  # fmt: skip
-    agent = atari.Agent(actor, qf1, qf2, qf1_target, qf2_target, log_alpha, optimizer, target_entropy)
+    q_optimizer = atari.Adam(qf=([*qf1.parameters(), *qf2.parameters()], args.q_lr), eps=args.adam_eps)
+    policy_optimizer = atari.Adam(actor=(actor.parameters(), args.policy_lr), log_alpha=([log_alpha], args.q_lr),
+                                  eps=args.adam_eps)  # fmt: skip
+    agent = atari.Agent(actor, qf1, qf2, qf1_target, qf2_target, log_alpha, q_optimizer, policy_optimizer,
+                        target_entropy)  # fmt: skip
     losses = atari.update(batch, agent, args)
 
     p_actor, p_qf1, p_qf2, p_qf1_target, p_qf2_target = plain
-    with torch.no_grad():  # everything the losses take as constants, from the parameters before any step
+    with torch.no_grad():  # the critics' target, from the parameters before any step
         y = atari.soft_q_target(
             batch.rewards,
             batch.terminations,
@@ -120,14 +122,19 @@ def test_one_joint_update_equals_separate_steps_of_each_loss(atari):
             torch.ones(1),
             args.gamma,
         )
-        q1_all, q2_all, log_pi = p_qf1(batch.obs), p_qf2(batch.obs), p_actor(batch.obs)  # fmt: skip
-    steps = [
-        (p_qf1.parameters(), lambda: 0.5 * F.mse_loss(p_qf1(batch.obs).gather(1, batch.actions[:, None])[:, 0], y)),
-        (p_qf2.parameters(), lambda: 0.5 * F.mse_loss(p_qf2(batch.obs).gather(1, batch.actions[:, None])[:, 0], y)),
-        (p_actor.parameters(), lambda: atari.actor_loss_fn(p_actor(batch.obs), q1_all, q2_all, torch.ones(1))),
-        ([plain_log_alpha], lambda: atari.alpha_loss_fn(plain_log_alpha, log_pi, target_entropy)),
-    ]
-    for (params, loss_fn), lr in zip(steps, [args.q_lr, args.q_lr, args.policy_lr, args.q_lr], strict=True):
+        q_before = p_qf1(batch.obs), p_qf2(batch.obs)
+    for critic in (p_qf1, p_qf2):  # the critics first
+        opt = torch.optim.Adam(critic.parameters(), lr=args.q_lr, eps=args.adam_eps)
+        loss = 0.5 * F.mse_loss(critic(batch.obs).gather(1, batch.actions[:, None])[:, 0], y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():  # then the policy, against the critics after their step
+        q_after = p_qf1(batch.obs), p_qf2(batch.obs)
+        log_pi = p_actor(batch.obs)
+    steps = [(p_actor.parameters(), lambda: atari.actor_loss_fn(p_actor(batch.obs), *q_after, torch.ones(1))),
+             ([plain_log_alpha], lambda: atari.alpha_loss_fn(plain_log_alpha, log_pi, target_entropy))]  # fmt: skip
+    for (params, loss_fn), lr in zip(steps, [args.policy_lr, args.q_lr], strict=True):
         opt = torch.optim.Adam(params, lr=lr, eps=args.adam_eps)
         opt.zero_grad()
         loss_fn().backward()
@@ -141,3 +148,9 @@ def test_one_joint_update_equals_separate_steps_of_each_loss(atari):
         assert not torch.equal(net.net[1].weight, before.net[1].weight)
     assert torch.allclose(losses["alpha"], log_alpha.exp())
     assert {"qf1_loss", "qf2_loss", "qf_loss", "actor_loss", "alpha_loss", "entropy"} <= set(losses)
+    # The actor's loss is the one at the stepped critics, not at those before the step.
+    with torch.no_grad():
+        at_after = atari.actor_loss_fn(initial[0](batch.obs), *q_after, torch.ones(1))
+        at_before = atari.actor_loss_fn(initial[0](batch.obs), *q_before, torch.ones(1))
+    torch.testing.assert_close(losses["actor_loss"], at_after)
+    assert not torch.allclose(at_after, at_before)
