@@ -54,25 +54,89 @@ import tyro
 from torch.utils.tensorboard import SummaryWriter
 
 
+# The flags. Each field's help is what --help prints; one longer than a line is one string in parentheses (its pieces
+# join into one), since a docstring's line breaks would be printed as they are.
 @dataclass
-class Args:
+class Algorithm:
+    """SAC's hyperparameters, and the environment and budget it learns on"""
+
+    env_id: str = "Hopper-v5"
+    (
+        "gymnasium id of an environment with a bounded Box action space: MuJoCo (Hopper-v5, ...), classic control "
+        "(Pendulum-v1, MountainCarContinuous-v0), DeepMind Control through Shimmy (dm_control/cartpole-swingup-v0, "
+        '...), or any registered env with a vector (or dict-of-vectors) observation; "module:Id" imports module first'
+    )
+    total_timesteps: int = 1_000_000
+    """total environment steps, counted over all sub-environments"""
+    num_envs: int = 1
+    """number of parallel sub-environments; --gradient-steps gradient updates are made per step of all of them"""
+    buffer_size: int = 1_000_000
+    """replay buffer capacity, in transitions"""
+    gamma: float = 0.99
+    """discount factor gamma"""
+    tau: float = 0.005
+    """Polyak averaging coefficient tau of the target value network"""
+    batch_size: int = 256
+    """minibatch size of each gradient update"""
+    gradient_steps: int = 1
+    (
+        "gradient updates per step of all the sub-environments, each on its own minibatch (Stable-Baselines3's and "
+        "SBX's gradient_steps): the update-to-data ratio with --num-envs 1, this / --num-envs with more"
+    )
+    learning_starts: int = 1_000
+    """environment steps of uniformly random actions before learning starts"""
+    policy_lr: float = 3e-4
+    """learning rate of the policy (and of log-alpha with --autotune)"""
+    q_lr: float = 3e-4
+    """learning rate of the Q networks"""
+    vf_lr: float = 3e-4
+    """learning rate of the value network"""
+    target_network_frequency: int = 1
+    """Polyak-update the target value network every this many updates"""
+    reward_scale: float | None = None
+    (
+        "rewards are multiplied by this (the inverse temperature, alpha = 1/scale): 5 for Hopper, Walker2d, "
+        "HalfCheetah and Ant, 20 for Humanoid in the paper. Default: 5, or 1 with --autotune (a learnt alpha takes "
+        "the scale's place; a scale would only multiply alpha and the losses by it)"
+    )
+    autotune: bool = False
+    """learn alpha towards the target entropy H-bar = -|A| (SAC v2's rule) instead of fixing it at 1"""
+    policy_reg: float = 0.0
+    """weight of an L2 penalty on the policy's pre-squash mean and log-std (the authors' code used 1e-3)"""
+
+    def __post_init__(self):
+        if self.reward_scale is None:  # not given: its default depends on --autotune
+            self.reward_scale = 1.0 if self.autotune else 5.0
+
+
+@dataclass
+class RunOptions:
+    """how the run is made: seeds, device and speed, logging, evaluations, saved models and checkpoints"""
+
     exp_name: str = os.path.basename(__file__)[: -len(".py")]
     """the name of this experiment (part of the run name)"""
     seed: int = 1
     """seed of the experiment (python, numpy, torch and the environments)"""
     torch_deterministic: bool = True
-    """if toggled, `torch.backends.cudnn.deterministic=True`"""
+    (
+        "make cuDNN choose deterministic kernels on CUDA (torch.backends.cudnn.deterministic); "
+        "--no-torch-deterministic lets it take faster, nondeterministic ones"
+    )
     cuda: bool = True
     """use CUDA when it is available (the CPU otherwise)"""
     threads: int = 2
-    """number of CPU threads torch uses for the networks (2 is fastest for 256x256 networks on most CPUs). Several
-    runs on one machine: give each cores / runs threads (--threads 1 for two runs on 2 cores); more threads than
-    cores in all make every run crawl (docs/speed.md: Several runs on one machine)"""
+    (
+        "number of CPU threads torch uses for the networks (2 is fastest for 256x256 networks on most CPUs). Several "
+        "runs on one machine: give each cores / runs threads (--threads 1 for two runs on 2 cores); more threads than "
+        "cores in all make every run crawl (docs/speed.md: Several runs on one machine)"
+    )
     compile: bool = True
-    """torch.compile each whole update into one graph (the first updates wait for the compiler, ~20-60 s; faster from
-    then on, see docs/speed.md); --no-compile runs the same update eagerly (to step through it in a debugger). Where
-    it cannot compile (torch before 2.11; no C++ compiler for the CPU; on CUDA no Triton, or no C compiler for it),
-    the update runs eagerly, with a notice; an explicit --compile is then refused"""
+    (
+        "torch.compile each whole update into one graph (the first updates wait for the compiler, ~20-60 s; faster "
+        "from then on, see docs/speed.md); --no-compile runs the same update eagerly (to step through it in a "
+        "debugger). Where it cannot compile (torch before 2.11; no C++ compiler for the CPU; on CUDA no Triton, or no "
+        "C compiler for it), the update runs eagerly, with a notice; an explicit --compile is then refused"
+    )
     cudagraphs: bool = False
     """on CUDA: also replay each compiled update as one CUDA graph, the optimizer steps included (implies --compile)"""
     track: bool = False
@@ -92,52 +156,19 @@ class Args:
     eval_episodes: int = 10
     """number of episodes of each evaluation"""
     checkpoint_frequency: int = 0
-    """write runs/{run_name}/checkpoint.pt every this many env steps, and when the run ends or is stopped (0: never)"""
+    """also write runs/{run_name}/checkpoint.pt every this many env steps, and at the last step (0: only on a stop)"""
+    checkpoint_on_stop: bool = True
+    (
+        "when SIGINT (Ctrl-C) or SIGTERM stops the run, write runs/{run_name}/checkpoint.pt, from which --resume goes "
+        "on exactly; a second Ctrl-C stops at once, without it"
+    )
     resume: str | None = None
     """continue the run of this checkpoint (a checkpoint.pt or the run directory that holds it), exactly"""
 
-    # Algorithm
-    env_id: str = "Hopper-v5"
-    """gymnasium id of an environment with a bounded Box action space: MuJoCo (Hopper-v5, ...), classic control
-    (Pendulum-v1, MountainCarContinuous-v0), DeepMind Control through Shimmy (dm_control/cartpole-swingup-v0, ...), or
-    any registered env with a vector (or dict-of-vectors) observation; "module:Id" imports module first"""
-    total_timesteps: int = 1_000_000
-    """total environment steps, counted over all sub-environments"""
-    num_envs: int = 1
-    """number of parallel sub-environments; --gradient-steps gradient updates are made per step of all of them"""
-    buffer_size: int = 1_000_000
-    """replay buffer capacity, in transitions"""
-    gamma: float = 0.99
-    """discount factor gamma"""
-    tau: float = 0.005
-    """Polyak averaging coefficient tau of the target value network"""
-    batch_size: int = 256
-    """minibatch size of each gradient update"""
-    gradient_steps: int = 1
-    """gradient updates per environment step (per step of all sub-envs), each on its own minibatch: the
-    update-to-data ratio (Stable-Baselines3's and SBX's gradient_steps)"""
-    learning_starts: int = 1_000
-    """environment steps of uniformly random actions before learning starts"""
-    policy_lr: float = 3e-4
-    """learning rate of the policy (and of log-alpha with --autotune)"""
-    q_lr: float = 3e-4
-    """learning rate of the Q networks"""
-    vf_lr: float = 3e-4
-    """learning rate of the value network"""
-    target_network_frequency: int = 1
-    """Polyak-update the target value network every this many updates"""
-    reward_scale: float | None = None
-    """rewards are multiplied by this (the inverse temperature, alpha = 1/scale): 5 for Hopper, Walker2d,
-    HalfCheetah and Ant, 20 for Humanoid in the paper. Default: 5, or 1 with --autotune (a learnt alpha takes the
-    scale's place; a scale would only multiply alpha and the losses by it)"""
-    autotune: bool = False
-    """learn alpha towards the target entropy H-bar = -|A| (SAC v2's rule) instead of fixing it at 1"""
-    policy_reg: float = 0.0
-    """weight of an L2 penalty on the policy's pre-squash mean and log-std (the authors' code used 1e-3)"""
 
-    def __post_init__(self):
-        if self.reward_scale is None:  # not given: its default depends on --autotune
-            self.reward_scale = 1.0 if self.autotune else 5.0
+@dataclass
+class Args(RunOptions, Algorithm):
+    """Every flag, as one object (args.gamma, args.seed); --help shows the two groups apart."""
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -704,6 +735,7 @@ class Run:
         torch.manual_seed(args.seed)
         torch.backends.cudnn.deterministic = args.torch_deterministic
         torch.set_num_threads(args.threads)
+        warn_if_busy(args.threads)
         self.args, self.device = args, torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
         if checkpoint:
             self.name, self.dir = checkpoint["run_name"], os.path.dirname(checkpoint["path"])
@@ -716,8 +748,10 @@ class Run:
         if args.track:
             import wandb
 
+            # The run's own id, so that a --resume or a requeued Slurm task goes on in the same W&B run.
             wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, sync_tensorboard=True,
-                       config=vars(args), name=self.name, save_code=True)  # fmt: skip
+                       config=vars(args), name=self.name, id=wandb_run_id(self.name), resume="allow",
+                       save_code=True)  # fmt: skip
         if checkpoint:
             # Steps after the checkpoint that the stopped process had logged are dropped (purged) by TensorBoard:
             # the resumed run logs them again, so no step appears twice.
@@ -757,16 +791,19 @@ class Run:
             state.last_eval = self.evaluation(state.agent.actor, global_step)
         self.progress.update(global_step, self.log.recent_return(), state.last_eval)
         if self.checkpoint_due(global_step):
+            if self.stop.requested:  # (a large buffer makes a large file: say so before the wait)
+                size = checkpoint_size(rb, state.agent)
+                say(f"writing the checkpoint of step {global_step} ({size}): a second Ctrl-C stops at once, without "
+                    "it (--no-checkpoint-on-stop: no checkpoint on a stop)")  # fmt: skip
             save_checkpoint(self, state, rb, envs)
 
     def checkpoint_due(self, global_step: int) -> bool:
-        """With --checkpoint-frequency N: every N env steps, at the last step, and when a stop was requested."""
-        if not self.args.checkpoint_frequency:
-            return False
-        return (
-            self.stop.requested is not None
-            or global_step == self.last_step
-            or crossings(global_step, self.args.num_envs, self.args.checkpoint_frequency) > 0
+        """When a stop was requested (unless --no-checkpoint-on-stop); with --checkpoint-frequency N also every N env
+        steps and at the last step."""
+        if self.stop.requested is not None:
+            return self.args.checkpoint_on_stop
+        return bool(self.args.checkpoint_frequency) and (
+            global_step == self.last_step or crossings(global_step, self.args.num_envs, self.args.checkpoint_frequency)
         )
 
     def evaluation(self, actor: Actor, global_step: int) -> "Evaluation":
@@ -867,6 +904,35 @@ def cpu_model() -> str:
     fields = {key.strip(): value.strip() for key, value in fields.items()}
     name = fields.get("model name", platform.processor() or platform.machine())
     return f"{name} (family {fields['cpu family']}, model {fields['model']})" if "cpu family" in fields else name
+
+
+def wandb_run_id(run_name: str) -> str:
+    """The W&B run id of a run: its name where W&B takes it (letters, digits, '-' and '_', 64 at most), else the name
+    cut, with a checksum of the whole."""
+    safe = "".join(c if c.isascii() and (c.isalnum() or c in "-_") else "-" for c in run_name)
+    return safe if len(safe) <= 64 else f"{safe[:55]}-{zlib.crc32(run_name.encode()):08x}"
+
+
+def warn_if_busy(threads: int) -> None:
+    """One line when other processes leave fewer idle cores than --threads: torch's threads then wait on each other at
+    every step, and the run crawls (docs/speed.md). It changes nothing the run computes. Linux only, and not where the
+    cores are shared by plan: a sweep's runs (launch.py sets SAC_SWEEP), a Slurm task, a share of a larger machine."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 0
+    if os.environ.get("SAC_SWEEP") or os.environ.get("SLURM_JOB_ID") or cores != os.cpu_count():
+        return
+    busy = cores
+    for _ in range(5):  # the fewest processes running in a quarter of a second (this one is one of them)
+        try:
+            with open("/proc/stat") as f:
+                running = next(int(line.split()[1]) for line in f if line.startswith("procs_running"))
+        except (OSError, StopIteration, ValueError):
+            return
+        busy = min(busy, running - 1)
+        time.sleep(0.05)
+    if cores - busy < threads:
+        say(f"this machine is busy: other processes keep {busy} of its {cores} cores running, fewer idle than "
+            f"--threads {threads}, so torch's threads wait on each other and the run crawls; give --threads "
+            f"{max(cores - busy, 1)}, or run fewer at once (docs/speed.md: Several runs on one machine)")  # fmt: skip
 
 
 def check_writable(run_dir: str) -> None:
@@ -1087,9 +1153,9 @@ def save_model(args: Args, run_dir: str, agent: Agent) -> None:
 
 # Checkpoints: everything the run needs to go on exactly as if it had not stopped.
 CHECKPOINT_FORMAT = 3  # 3: TrainState's state_dict; 2: the same parts, laid out flat; 1 (no "format"): torch.optim
-RESUMABLE = {"resume", "total_timesteps", "checkpoint_frequency", "eval_frequency", "eval_episodes", "capture_video",
-             "save_model", "threads", "cuda", "compile", "cudagraphs", "track", "wandb_project_name",
-             "wandb_entity"}  # fmt: skip
+RESUMABLE = {"resume", "total_timesteps", "checkpoint_frequency", "checkpoint_on_stop", "eval_frequency",
+             "eval_episodes", "capture_video", "save_model", "threads", "cuda", "compile", "cudagraphs", "track",
+             "wandb_project_name", "wandb_entity"}  # fmt: skip
 
 
 def save_checkpoint(run: Run, state: TrainState, rb: ReplayBuffer, envs: gym.vector.VectorEnv) -> None:
@@ -1118,6 +1184,13 @@ def save_checkpoint(run: Run, state: TrainState, rb: ReplayBuffer, envs: gym.vec
               f"{state.global_step}: {getattr(error, 'strerror', None) or error}; the previous checkpoint is unchanged",
               file=sys.stderr)  # fmt: skip
         raise SystemExit(1) from None
+
+
+def checkpoint_size(*parts) -> str:
+    """About what a checkpoint of these parts (the replay buffer's filled part, the agent) takes on the disk."""
+    tensors = [t for part in parts for t in torch.utils._pytree.tree_leaves(part.state_dict()) if torch.is_tensor(t)]
+    size = sum(t.nbytes for t in tensors)
+    return f"{size / 1e9:.1f} GB" if size >= 1e9 else f"{size / 1e6:.1f} MB" if size >= 1e6 else f"{size / 1e3:.0f} kB"
 
 
 def filled_part(t: torch.Tensor, n: int) -> torch.Tensor:
@@ -1312,8 +1385,8 @@ def time_limit_of(env: gym.Env) -> gym.wrappers.TimeLimit | None:
 
 class StopSignals:
     """SIGINT (Ctrl-C) and SIGTERM (what a cluster sends before it pre-empts a job) ask the loop to stop after the
-    current step, write the checkpoint (with --checkpoint-frequency) and the model (with --save-model), and exit 0.
-    A second SIGINT stops at once."""
+    current step, write the checkpoint (unless --no-checkpoint-on-stop) and the model (with --save-model), and exit
+    0. A second SIGINT stops at once, the checkpoint unwritten (the previous one, if any, stays whole)."""
 
     def __init__(self):
         self.requested = None
@@ -1328,7 +1401,12 @@ class StopSignals:
 
     def report(self, args: Args, run_dir: str, global_step: int) -> None:
         resume = f"resume with: python {os.path.basename(__file__)} --resume {run_dir}"
-        where = f"checkpoint {run_dir}/checkpoint.pt; {resume}" if args.checkpoint_frequency else "no checkpoint"
+        if args.checkpoint_on_stop:
+            where = f"checkpoint {run_dir}/checkpoint.pt; {resume}"
+        elif os.path.isfile(f"{run_dir}/checkpoint.pt"):
+            where = f"no checkpoint of this step (--no-checkpoint-on-stop); an earlier one: {resume}"
+        else:
+            where = "no checkpoint (--no-checkpoint-on-stop)"
         print(f"stopped by {self.requested} at step {global_step}; {where}")
 
 
@@ -1359,9 +1437,23 @@ def evaluate_saved_model(args: Args) -> None:
           f"over {args.eval_episodes} episodes" + (f"; video in {video_dir}/" if video_dir else ""))  # fmt: skip
 
 
+def parse_args(argv: list[str]) -> Args:
+    """The command line as Args. --help shows the Algorithm's flags and then the RunOptions', in two groups, under a
+    line that names the docs; every flag keeps its plain name (--gamma, not --algorithm.gamma)."""
+
+    def both(algorithm: tyro.conf.OmitArgPrefixes[Algorithm], run: tyro.conf.OmitArgPrefixes[RunOptions]) -> Args:
+        return Args(**asdict(algorithm), **asdict(run))
+
+    description = (
+        "SAC v1, with a state-value network (arXiv 1801.01290).\n\n"
+        "Docs, every flag and the paper beside the code: docs/sac_v1_value.md"
+    )
+    return tyro.cli(both, args=argv, description=description)
+
+
 def main(argv: list[str]) -> None:
     """--eval-model evaluates a saved model; otherwise train, a new run or the one --resume names."""
-    args, given = tyro.cli(Args, args=argv), flags_given(argv)
+    args, given = parse_args(argv), flags_given(argv)
     if args.eval_model:
         return evaluate_saved_model(args)
     args, checkpoint = load_checkpoint(args, given) if args.resume else (args, None)

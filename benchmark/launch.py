@@ -179,7 +179,8 @@ def start(run: Run, out: Path) -> None:
     run.log_file.flush()
     run.log_start = run.log_file.tell()
     # Unbuffered: the log file receives each line as the script prints it, not when the run ends.
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # SAC_SWEEP: the runs share the cores by plan (--threads each), so a sibling run is no reason to warn of a busy one.
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "SAC_SWEEP": "1"}
     run.process = subprocess.Popen(command_of(run), cwd=out, stdout=run.log_file, stderr=subprocess.STDOUT, env=env,
                                    stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
     run.started = time.time()
@@ -372,7 +373,7 @@ echo "slurm job $SLURM_JOB_ID on $(hostname), start $start${checkpoint:+, resumi
 # TERM from Slurm itself and Slurm requeues it (--requeue).
 stopping=
 trap 'stopping=1; kill -TERM "$pid" 2>/dev/null' TERM
-PYTHONUNBUFFERED=1 "${command[@]}" >> "$log" 2>&1 < /dev/null &
+PYTHONUNBUFFERED=1 SAC_SWEEP=1 "${command[@]}" >> "$log" 2>&1 < /dev/null &
 pid=$!
 wait "$pid"; code=$?
 while kill -0 "$pid" 2>/dev/null; do wait "$pid"; code=$?; done  # a trapped signal ends a wait early: wait again

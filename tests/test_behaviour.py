@@ -1,6 +1,7 @@
 """The replay buffer, what a time limit and a termination store, and the input checks, in both continuous scripts."""
 
 import importlib
+import os
 import subprocess
 import sys
 
@@ -253,3 +254,52 @@ def test_a_run_where_torch_cannot_compile_the_update_trains_eagerly_after_one_no
     assert "torch.compile" not in result.stdout and "final evaluation at step 400" in result.stdout
     (run_dir,) = (tmp_path / "runs").iterdir()
     assert [step for step, _ in read_scalars(run_dir)["losses/qf_loss"]] == [400]  # it learnt (from step 301)
+
+
+@pytest.mark.parametrize("script", [*CONTINUOUS, "sac_discrete_atari"])
+def test_a_tracked_run_and_its_resume_are_one_wandb_run(tmp_path, script):
+    """--track, with W&B offline (no account, no network): the run and its --resume log to one W&B run, whose id is
+    made from the run's name (so a requeued Slurm task goes on in it too)."""
+    module = importlib.import_module(script)
+    env_id = "BreakoutNoFrameskip-v4" if script == "sac_discrete_atari" else "Pendulum-v1"
+    offline = {"WANDB_MODE": "offline", "WANDB_SILENT": "true"}
+    flags = ["--env-id", env_id, "--total-timesteps", "600", "--learning-starts", "500", "--batch-size", "64",
+             "--eval-episodes", "1", "--checkpoint-frequency", "600", "--track", "--no-cuda"]  # fmt: skip
+    first = run(script, *flags, cwd=tmp_path, env=offline)
+    assert first.returncode == 0, first.stderr
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    resumed = run(script, "--resume", str(run_dir), "--total-timesteps", "700", cwd=tmp_path, env=offline)
+    assert resumed.returncode == 0, resumed.stderr
+    runs = sorted(path.name for path in (tmp_path / "wandb").glob("offline-run-*"))
+    run_id = module.wandb_run_id(run_dir.name)
+    assert len(runs) == 2 and all(name.endswith(f"-{run_id}") for name in runs), runs
+    assert run_id == run_dir.name  # a name of these characters, under 64 of them, is its own id
+    long = module.wandb_run_id("dm_control/humanoid-walk-v0__a_long_experiment_name_given_with_exp_name__1__1796482000")
+    assert (
+        len(long) == 64
+        and long.startswith("dm_control-humanoid-walk-v0__")
+        and set(long) <= set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
+    )
+
+
+def test_a_run_started_on_a_busy_machine_says_so_in_one_line_but_not_a_sweeps_run(tmp_path):
+    """As many busy processes as the cores: fewer idle cores than --threads 2. The run says so, with the remedy; a run
+    that launch.py started (SAC_SWEEP) shares the cores by plan and says nothing. Both train."""
+    cores = len(os.sched_getaffinity(0))
+    spin = "import sys; print('spinning', flush=True)\nwhile True: pass"
+    busy = [subprocess.Popen([sys.executable, "-c", spin], stdout=subprocess.PIPE, text=True) for _ in range(cores)]
+    try:
+        for process in busy:
+            assert process.stdout.readline() == "spinning\n"  # each is in its loop
+        flags = ["--env-id", "Pendulum-v1", "--total-timesteps", "300", "--learning-starts", "256", "--threads", "2"]
+        alone = run("sac_continuous_action", *flags, cwd=tmp_path)
+        swept = run("sac_continuous_action", *flags, cwd=tmp_path, env={"SAC_SWEEP": "1"})
+    finally:
+        for process in busy:
+            process.kill()
+            process.wait()
+    assert alone.returncode == swept.returncode == 0, alone.stderr + swept.stderr
+    [line] = [line for line in alone.stdout.splitlines() if "busy" in line]
+    assert f"this machine is busy: other processes keep {cores} of its {cores} cores running" in line
+    assert "give --threads 1, or run fewer at once" in line
+    assert "busy" not in swept.stdout

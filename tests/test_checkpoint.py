@@ -6,6 +6,7 @@ import importlib.metadata
 import io
 import json
 import platform
+import re
 import resource
 import signal
 import subprocess
@@ -88,6 +89,51 @@ def test_a_breakout_run_killed_after_a_checkpoint_and_resumed_ends_exactly_as_on
              "--num-envs", "2"]  # fmt: skip
     alone, killed = killed_and_resumed("sac_discrete_atari", flags, 400, tmp_path)
     assert_same_run(alone, killed, NETWORKS["sac_discrete_atari"])
+
+
+def stopped_by_ctrl_c_and_resumed(script, flags, past, tmp_path):
+    """Run `flags` (no --checkpoint-frequency: the default, 0) twice: once left alone, once sent SIGINT as a user's
+    Ctrl-C once the run reports a step past `past`, then resumed with the command it printed. Returns both final
+    states (model, scalars) and what the stopped run printed."""
+    (tmp_path / "alone").mkdir()
+    (tmp_path / "stopped").mkdir()
+    run_ok(script, *flags, cwd=tmp_path / "alone")
+    process = start(script, *flags, cwd=tmp_path / "stopped")
+    for line in process.stdout:  # what the run reports, not a time, says how far it is
+        if (step := re.match(r"step +(\d+)/", line)) and int(step.group(1)) > past:
+            break
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 0, err
+    resume = re.search(r"resume with: python \S+ --resume (\S+)", out)
+    assert resume, out
+    resumed = run_ok(script, "--resume", resume.group(1), cwd=tmp_path / "stopped")
+    assert "resuming run" in resumed.stdout
+    return final_state(tmp_path / "alone", script), final_state(tmp_path / "stopped", script), out
+
+
+@pytest.mark.parametrize("script", [*CONTINUOUS, "sac_discrete_atari"])
+def test_a_default_run_stopped_by_ctrl_c_writes_its_checkpoint_and_resumes_exactly(tmp_path, script):
+    """Without --checkpoint-frequency, a Ctrl-C after learning has started still writes the checkpoint, saying its
+    size first, and the run it resumes ends as one left alone."""
+    if script in CONTINUOUS:
+        flags = ["--env-id", "Pendulum-v1", "--total-timesteps", "3000", "--learning-starts", "1000",
+                 "--batch-size", "64", "--eval-frequency", "1000", "--eval-episodes", "1", "--save-model",
+                 "--no-cuda"]  # fmt: skip
+        past = 1100
+    else:
+        flags = ["--env-id", "BreakoutNoFrameskip-v4", "--total-timesteps", "1500", "--learning-starts", "600",
+                 "--buffer-size", "1500", "--target-network-frequency", "200", "--eval-frequency", "1500",
+                 "--eval-episodes", "1", "--save-model", "--no-cuda"]  # fmt: skip
+        past = 700
+    alone, stopped, out = stopped_by_ctrl_c_and_resumed(script, flags, past, tmp_path)
+    assert_same_run(alone, stopped, NETWORKS[script])
+    said = re.search(r"writing the checkpoint of step (\d+) \(([\d.]+) (kB|MB|GB)\): a second Ctrl-C", out)
+    step, size, unit = said.groups()
+    assert f"stopped by SIGINT at step {step}; checkpoint runs/" in out and past < int(step)
+    written = float(size) * {"kB": 1e3, "MB": 1e6, "GB": 1e9}[unit]
+    (path,) = (tmp_path / "stopped" / "runs").glob("*/checkpoint.pt")
+    assert 0.8 < written / path.stat().st_size < 1.2  # what was said, near what the stop's checkpoint takes
 
 
 def test_sigterm_stops_after_the_step_writes_a_checkpoint_and_the_run_resumes(tmp_path, any_script):

@@ -142,3 +142,40 @@ def test_the_readme_is_a_short_front_door():
     assert len(readme.splitlines()) <= 160
     order = ["## On a fresh machine", "## How to read a script", "## How well it learns", "## How fast it is"]
     assert [readme.index(heading) for heading in order] == sorted(readme.index(heading) for heading in order)
+
+
+def help_entries(help_text: str) -> tuple[list[list[str]], int]:
+    """The help of each flag in --help's boxes, as its lines of text, and the width those lines may take. Each box line
+    is '│ content │'; a flag's entry starts at a line that begins with '-'; its help starts at the column where the
+    help of a short flag begins (on the flag's own line if the flag ends before it, else on the next line)."""
+    lines = [line[2:-2] for line in help_text.splitlines() if line.startswith("│ ") and line.endswith(" │")]
+    starts = [len(line) - len(rest.lstrip()) for line in lines if line.startswith("-")
+              for rest in [line[line.index("  ") :]] if "  " in line.rstrip()]  # fmt: skip
+    column = max(set(starts), key=starts.count)
+    entries: list[list[str]] = []
+    for line in lines:
+        if line.startswith("-"):
+            on_its_line = line[column - 2 : column] == "  " and line[column:].strip()
+            entries.append([line[column:].strip()] if on_its_line else [])
+        elif entries and line[:column].strip() == "" and line.strip():
+            entries[-1].append(line[column:].strip())
+        elif line.strip():  # a group's title or description, or its rule: no flag's help
+            entries.append([])
+    return [entry for entry in entries if entry], max(map(len, lines)) - column
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_help_at_80_columns_wraps_each_flags_help_as_one_paragraph(script):
+    """A line of a flag's help ends only where the next word would not fit: the terminal's wrap, never a line break of
+    the docstring (which left orphan words: "than", "from", "Where"). The algorithm's flags come first, in a group of
+    their own, and the top names the docs page."""
+    result = run(script, "--help", env={"COLUMNS": "80"}, timeout=120)
+    assert result.returncode == 0, result.stderr
+    text = result.stdout
+    entries, width = help_entries(text)
+    assert len(entries) >= len(dataclasses.fields(importlib.import_module(script).Args))
+    for entry in entries:
+        for line, following in zip(entry, entry[1:], strict=False):
+            assert len(line) + 1 + len(following.split()[0]) > width, (script, line, following)
+    assert text.index("algorithm options") < text.index("--env-id") < text.index("run options") < text.index("--seed")
+    assert f"docs/{script}.md" in text.split("╭")[0]
