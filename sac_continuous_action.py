@@ -665,6 +665,8 @@ def make_raw_env_or_fail(env_id: str) -> gym.Env:
         return gym.make(env_id)
     except gym.error.DependencyNotInstalled as e:
         fail(f"--env-id {env_id}: {e}")
+    except Exception as e:  # the env's own constructor failed: one line, not its traceback
+        fail(f"--env-id {env_id}: gymnasium cannot make it: {(str(e).splitlines() or [type(e).__name__])[0]}")
 
 
 def register_dm_control() -> None:
@@ -695,7 +697,8 @@ class Run:
         if checkpoint:
             self.name, self.dir = checkpoint["run_name"], os.path.dirname(checkpoint["path"])
         else:
-            self.name = f"{args.env_id.replace('/', '-')}__{args.exp_name}__{args.seed}__{int(time.time())}"
+            env_name = args.env_id.replace("/", "-").replace(":", "-")  # dm_control/..., my_module:Id
+            self.name = f"{env_name}__{args.exp_name}__{args.seed}__{int(time.time())}"
             self.dir = f"runs/{self.name}"
         check_writable(self.dir)
         if args.capture_video:
@@ -1384,8 +1387,8 @@ def evaluate_saved_model(args: Args) -> None:
     actor = Actor(env.observation_space.shape[0], env.action_space.shape[0])
     actor.load_state_dict(saved["actor"])
     video_dir = None
-    if args.capture_video:  # videos/{env}__{exp_name}__eval__{time}/, the env's '/' (dm_control/...) written as '-'
-        video_dir = f"videos/{env_id.replace('/', '-')}__{args.exp_name}__eval__{int(time.time())}"
+    if args.capture_video:  # videos/{env}__{exp_name}__eval__{time}/, the id's '/' and ':' written as '-'
+        video_dir = f"videos/{env_id.replace('/', '-').replace(':', '-')}__{args.exp_name}__eval__{int(time.time())}"
     returns, lengths = evaluate(actor, env, args.eval_episodes, args.seed, f"{video_dir}/eval" if video_dir else None)
     env.close()
     print(f"{env_id}: return {returns.mean():.1f} +- {returns.std():.1f}, length {lengths.mean():.0f} "

@@ -833,7 +833,8 @@ class Run:
         if checkpoint:
             self.name, self.dir = checkpoint["run_name"], os.path.dirname(checkpoint["path"])
         else:
-            self.name = f"{args.env_id.replace('/', '-')}__{args.exp_name}__{args.seed}__{int(time.time())}"
+            env_name = args.env_id.replace("/", "-").replace(":", "-")  # dm_control/..., my_module:Id
+            self.name = f"{env_name}__{args.exp_name}__{args.seed}__{int(time.time())}"
             self.dir = f"runs/{self.name}"
         check_writable(self.dir)
         if args.track:
@@ -1490,7 +1491,7 @@ def evaluate_saved_model(args: Args) -> None:
     actor.load_state_dict(saved["actor"])
     video_dir = None
     if args.capture_video:
-        video_dir = f"videos/{env_id.replace('/', '-')}__{args.exp_name}__eval__{int(time.time())}"
+        video_dir = f"videos/{env_id.replace('/', '-').replace(':', '-')}__{args.exp_name}__eval__{int(time.time())}"
     video = f"{video_dir}/eval" if video_dir else None
     returns, lengths = evaluate(actor, env, args.eval_episodes, args.seed, args.eval_greedy, args.eval_epsilon, video)
     env.close()

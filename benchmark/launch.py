@@ -76,7 +76,7 @@ class Run:
     @property
     def pattern(self) -> str:
         """The run's directories, relative to the sweep: {env}__{exp_name}__{seed}__{unix time}."""
-        return f"runs/{self.env_id.replace('/', '-')}__*__{self.seed}__*"
+        return f"runs/{self.env_id.replace('/', '-').replace(':', '-')}__*__{self.seed}__*"
 
 
 def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
@@ -160,7 +160,7 @@ def plan(args: argparse.Namespace, extra: list[str]) -> tuple[list[Run], int]:
                 *args.env_flags.get(env_id, []),
                 *extra,
             ],
-            logs / f"{env_id.replace('/', '-')}__{seed}.log",
+            logs / f"{env_id.replace('/', '-').replace(':', '-')}__{seed}.log",
         )  # fmt: skip
         for env_id, seed in runs
     ], workers
@@ -399,7 +399,7 @@ def sbatch_script(args: argparse.Namespace, runs: list[Run]) -> str:
     options += [f"--mem={args.mem}"] if args.mem else []
     tasks = []
     for i, run in enumerate(runs):
-        checkpoints = f"runs/{run.env_id.replace('/', '-')}__*__{run.seed}__*/checkpoint.pt"
+        checkpoints = f"runs/{run.env_id.replace('/', '-').replace(':', '-')}__*__{run.seed}__*/checkpoint.pt"
         tasks.append(f"    {i}) log={shlex.quote(str(run.log))} checkpoints={shlex.quote(checkpoints)}\n"
                      f"       command=({shlex.join(run.command)}) ;;")  # fmt: skip
     return "\n".join([

@@ -2,10 +2,12 @@
 program's flags, every command in a bash block names files that exist, each script's page has its parts in order and
 its Flags table lists exactly the script's flags."""
 
+import ast
 import dataclasses
 import importlib
 import re
 import shlex
+from pathlib import Path
 
 import pytest
 from conftest import ROOT, SCRIPTS, run
@@ -90,7 +92,9 @@ def test_every_relative_link_and_image_resolves(doc):
         path, _, anchor = target.partition("#")
         file = (doc.parent / path).resolve() if path else doc
         assert file.exists(), f"{doc.name}: {target} does not exist"
-        if anchor:
+        if file.suffix == ".py":  # a line range, which test_every_link_to_a_function_gives_its_lines checks
+            assert re.fullmatch(r"(L\d+-L\d+)?", anchor), f"{doc.name}: {target}: not a line range"
+        elif anchor:
             headings = re.findall(r"^#+ (.+)$", file.read_text(), re.MULTILINE)
             slugs = {re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-") for heading in headings}
             assert anchor in slugs, f"{doc.name}: {target}: no such heading in {file.name}"
@@ -124,6 +128,30 @@ def test_every_command_in_a_bash_block_names_files_that_exist(doc):
                 named = token.endswith((".py", ".sh")) or token.startswith(("benchmark/", "docs/", "tests/"))
                 if named or (i > 0 and tokens[i - 1] == "-r"):
                     assert (ROOT / token).exists(), f"{doc.name}: {token} does not exist: {line}"
+
+
+def definitions(path: Path) -> dict[str, tuple[int, int]]:
+    """The first and last line of each module-level function and class of a file, and of each method as Class.name."""
+    lines = {}
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            lines[node.name] = (node.lineno, node.end_lineno)
+            for method in node.body if isinstance(node, ast.ClassDef) else []:
+                if isinstance(method, ast.FunctionDef):
+                    lines[f"{node.name}.{method.name}"] = (method.lineno, method.end_lineno)
+    return lines
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda path: path.name)
+def test_every_link_to_a_function_gives_its_lines(doc):
+    """[`name`](../script.py#La-Lb): lines a to b of the script are the definition of `name`, from its def to its last
+    line, so that a reader who follows an equation to its code lands on it."""
+    for name, target in re.findall(r"\[`([\w.]+)`\]\(([^)\s]+\.py#L\d+-L\d+)\)", doc.read_text()):
+        path, _, anchor = target.partition("#")
+        first, last = map(int, re.findall(r"\d+", anchor))
+        found = definitions((doc.parent / path).resolve()).get(name)
+        assert found, f"{doc.name}: {name} is not defined in {path}"
+        assert found == (first, last), f"{doc.name}: {name} is at #L{found[0]}-L{found[1]} of {path}, not {anchor}"
 
 
 @pytest.mark.parametrize("script", SCRIPTS)

@@ -1,10 +1,13 @@
 """The scripts as a user runs them: a subprocess, its TensorBoard file, its saved model and videos read back."""
 
+import os
 import re
+import subprocess
+import sys
 
 import pytest
 import torch
-from conftest import NETWORKS, final_state, read_scalars, run_dir, run_ok, start
+from conftest import NETWORKS, ROOT, final_state, read_scalars, run, run_dir, run_ok, start
 
 COMMON_TAGS = {
     "charts/episodic_return", "charts/episodic_length", "charts/SPS", "eval/episodic_return", "eval/episodic_length",
@@ -140,3 +143,29 @@ def test_gradient_steps_make_that_many_updates_per_env_step(tmp_path, script):
     steps = {int(optimizer["t"]) for optimizer in optimizers}  # each Adam's steps
     assert optimizers and steps == {300}
     assert checkpoint["args"]["gradient_steps"] == 3 and checkpoint["state"]["n_updates"] == 300
+
+
+def test_the_docs_own_environment_trains_and_its_saved_actor_acts_in_your_own_code(tmp_path):
+    """docs/examples/my_env.py, registered by its module (--env-id my_env:Reach1D-v0), trains a few hundred steps; the
+    actor it saves, loaded by docs/examples/load_actor.py, plays the episode the script's own --eval-model plays."""
+    examples = str(ROOT / "docs" / "examples")
+    flags = ["--env-id", "my_env:Reach1D-v0", "--total-timesteps", "400", "--learning-starts", "300", "--batch-size",
+             "64", "--eval-episodes", "2", "--save-model"]  # fmt: skip
+    trained = run("sac_continuous_action", *flags, cwd=tmp_path, env={"PYTHONPATH": examples})
+    assert trained.returncode == 0, trained.stderr
+    path = run_dir(tmp_path)
+    assert path.name.startswith("my_env-Reach1D-v0__sac_continuous_action__1__")  # no ':' in a directory's name
+    scalars = read_scalars(path)
+    assert scalars["eval/episodic_return"][-1][0] == 400 and len(scalars["charts/episodic_return"]) >= 3
+    assert all(length <= 100 for _, length in scalars["charts/episodic_length"])  # its TimeLimit
+    model = str(path / "sac_continuous_action.pt")
+    # --eval-model with --seed 1 resets its first episode with seed 1 + 10,000: the snippet is given that seed.
+    evaluation = run("sac_continuous_action", "--eval-model", model, "--eval-episodes", "1", cwd=tmp_path,
+                     env={"PYTHONPATH": examples})  # fmt: skip
+    snippet = subprocess.run([sys.executable, str(ROOT / "docs" / "examples" / "load_actor.py"), model, "10001"],
+                             cwd=tmp_path, capture_output=True, text=True,
+                             env={**os.environ, "PYTHONPATH": examples})  # fmt: skip
+    assert evaluation.returncode == snippet.returncode == 0, evaluation.stderr + snippet.stderr
+    script_return, script_length = re.search(r"return (-?[\d.]+) \+- [\d.]+, length (\d+)", evaluation.stdout).groups()
+    snippet_return, snippet_length = re.fullmatch(r"return (-?[\d.]+) over (\d+) steps\n", snippet.stdout).groups()
+    assert f"{float(snippet_return):.1f}" == script_return and snippet_length == script_length
