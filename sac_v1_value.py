@@ -183,6 +183,8 @@ def make_env(env_id: str, render: bool = False) -> gym.Env:
         env = gym.wrappers.FlattenObservation(env)
     if is_dm_control(env):  # videos in real time: one frame per control step (Shimmy says 10 fps for cheetah's 100)
         env.metadata = {**env.metadata, "render_fps": round(1 / env.unwrapped._env.control_timestep())}
+    if render:
+        follow_the_robot(env)
     one = np.ones(env.action_space.shape, dtype=env.action_space.dtype)  # float32 (MuJoCo) or float64 (DMC)
     return gym.wrappers.RescaleAction(env, -one, one)
 
@@ -1351,6 +1353,19 @@ def set_env_state(env: gym.Env, state: dict) -> bool:
     if limit:
         limit._elapsed_steps = state["elapsed_steps"]
     return True
+
+
+def follow_the_robot(env: gym.Env) -> None:
+    """Videos of gymnasium's MuJoCo tasks from the model's "track" camera, which follows the robot's center of mass:
+    their default camera stands still (its tracking setting needs a camera type gymnasium does not set), and a hopper
+    leaves its view within a second or two."""
+    renderer = getattr(env.unwrapped, "mujoco_renderer", None)
+    if renderer is not None:
+        import mujoco
+
+        track = mujoco.mj_name2id(renderer.model, mujoco.mjtObj.mjOBJ_CAMERA, "track")
+        if track != -1:
+            renderer.camera_id = track
 
 
 def is_dm_control(env: gym.Env) -> bool:

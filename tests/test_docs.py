@@ -123,8 +123,8 @@ def test_every_command_in_a_bash_block_names_files_that_exist(doc):
         for line in block.replace("\\\n", " ").splitlines():
             tokens = shlex.split(line, comments=True)
             for i, token in enumerate(tokens):
-                if any(c in token for c in "$*{}<>") or token.startswith(("runs/", "sweeps/", "~", "report")):
-                    continue  # a variable, a pattern, or what a run writes
+                if any(c in token for c in "$*{}<>:") or token.startswith(("runs/", "sweeps/", "~", "report")):
+                    continue  # a variable, a pattern, a git revision's file (rev:path), or what a run writes
                 named = token.endswith((".py", ".sh")) or token.startswith(("benchmark/", "docs/", "tests/"))
                 if named or (i > 0 and tokens[i - 1] == "-r"):
                     assert (ROOT / token).exists(), f"{doc.name}: {token} does not exist: {line}"

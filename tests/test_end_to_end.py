@@ -169,3 +169,22 @@ def test_the_docs_own_environment_trains_and_its_saved_actor_acts_in_your_own_co
     script_return, script_length = re.search(r"return (-?[\d.]+) \+- [\d.]+, length (\d+)", evaluation.stdout).groups()
     snippet_return, snippet_length = re.fullmatch(r"return (-?[\d.]+) over (\d+) steps\n", snippet.stdout).groups()
     assert f"{float(snippet_return):.1f}" == script_return and snippet_length == script_length
+
+
+def test_videos_of_a_mujoco_task_follow_the_robot(each_sac):
+    """gymnasium's MuJoCo tasks render from a camera that stands still (a hopper leaves its view in a second or two);
+    the scripts' videos take the model's "track" camera, which follows the center of mass. Elsewhere nothing
+    changes."""
+    import mujoco
+
+    for env_id in ["Hopper-v5", "Walker2d-v5", "HalfCheetah-v5", "Ant-v5"]:
+        renderer = each_sac.make_env(env_id, render=True).unwrapped.mujoco_renderer
+        track = mujoco.mj_name2id(renderer.model, mujoco.mjtObj.mjOBJ_CAMERA, "track")
+        assert (
+            renderer.camera_id == track != -1
+            and renderer.model.cam_mode[track] == mujoco.mjtCamLight.mjCAMLIGHT_TRACKCOM
+        )
+        assert each_sac.make_env(env_id).unwrapped.mujoco_renderer.camera_id == -1  # no video: left as it is
+    pendulum = each_sac.make_env("Pendulum-v1", render=True)
+    pendulum.reset(seed=0)
+    assert pendulum.render().shape == (500, 500, 3)

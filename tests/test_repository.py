@@ -61,3 +61,29 @@ def test_the_gpu_check_stops_at_once_in_one_line_where_torch_sees_no_cuda():
     assert (result.returncode, result.stdout) == (2, "")
     assert result.stderr == (f"gpu_check.sh: error: no CUDA device: torch {torch.__version__} sees none here; run the "
                              "check on a machine with an NVIDIA GPU\n")  # fmt: skip
+
+
+def requirement_names(path) -> list[str]:
+    """The packages a requirements file names, those of the files it includes (-r) too."""
+    names = []
+    for line in (ROOT / path).read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line.startswith("-r "):
+            names += requirement_names(line[3:].strip())
+        elif line:
+            names.append(re.split(r"[\[=<>~! ;]", line)[0].lower())
+    return names
+
+
+def test_the_install_paths_name_files_that_exist_and_the_gpu_one_leaves_torch_alone():
+    """The README's install notes: the files they name exist; requirements.txt pins torch and includes the rest; the
+    GPU path's file names no torch (a GPU machine keeps its own CUDA build); the CPU-only path takes the CPU wheel."""
+    section = (ROOT / "README.md").read_text().split("## On a fresh machine")[1].split("\n## ")[0]
+    named = set(re.findall(r"requirements[\w-]*\.txt", section))
+    assert {"requirements.txt", "requirements-dev.txt", "requirements-without-torch.txt"} <= named
+    assert all((ROOT / name).is_file() for name in named), named
+    assert "torch==2.13.0" in (ROOT / "requirements.txt").read_text().splitlines()
+    with_torch, without = requirement_names("requirements.txt"), requirement_names("requirements-without-torch.txt")
+    assert "torch" in with_torch and "torch" not in without and set(with_torch) - {"torch"} == set(without)
+    assert "pip install -r requirements-without-torch.txt" in section
+    assert "pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu" in section
