@@ -5,12 +5,12 @@
 RUNS_DIR is a sweep directory (benchmark/launch.py's --out), a runs/ directory or one run's directory: every
 directory under it that holds a TensorBoard event file is a run, except under a discarded/ directory (where the
 launcher moves a run's directory that it starts anew). It can also be an earlier report's directory or its
-eval_curves/ directory: each evaluation CSV there is a run with its evaluations only (no training return, no steps/s),
-so that the small files a results page keeps are enough to report again, with runs added, once the TensorBoard logs
-are gone; a provenance.csv there (or beside the eval_curves/ given) gives their provenance. A run's TensorBoard log
-wins over a CSV of the same environment, script and seed (a report written inside its sweep's directory sits beside
-the logs it came from). Runs are grouped by environment and by script (the run's
-exp_name, which is the script's name unless --exp-name changed it), across seeds. Written:
+eval_curves/ directory: each evaluation CSV there is a run with its evaluations (and its training episodes, where the
+report's train_curves/ has them; no steps/s), so that the small files a results page keeps are enough to report
+again, with runs added, once the TensorBoard logs are gone; a provenance.csv there (or beside the eval_curves/ given)
+gives their provenance. A run's TensorBoard log wins over a CSV of the same environment, script and seed (a report
+written inside its sweep's directory sits beside the logs it came from). Runs are grouped by environment and by script
+(the run's exp_name, which is the script's name unless --exp-name changed it), across seeds. Written:
 
   DIR/results.md   one row per environment and script, with n, its number of seeds: the final training return
                    (each seed: the mean return of its last 10 training episodes), the final eval return (each seed:
@@ -26,6 +26,8 @@ exp_name, which is the script's name unless --exp-name changed it), across seeds
   DIR/{env}.png    the same panel for each environment on its own.
   DIR/eval_curves/{env}__{script}__{seed}.csv   each run's evaluations: step, mean return, and the std over the
                    evaluation's episodes (empty where the run did not log it).
+  DIR/train_curves/{env}__{script}__{seed}.csv   each run's training episodes: the step at its end and its return.
+                   A later report reads them back with the run's evaluation CSV.
   DIR/provenance.csv   one row per start of each run that recorded it (the provenance.json the scripts write in
                    the run's directory): the commit, the versions, the CPU, the threads, the steps and the training and
                    evaluation seconds of that part. results.md lists them, and a later report reads them back.
@@ -67,6 +69,7 @@ GROUP_RUNS, AGGREGATE_RUNS, AGGREGATE_RUNS_PER_TASK = 5, 10, 2
 REFERENCES = Path(__file__).resolve().parent / "references.csv"
 NORMALIZATION = Path(__file__).resolve().parent / "normalization.csv"
 EVAL_CSV_HEADER = "step,mean_return,std_return"  # write_eval_curves' files, which find_runs reads back
+TRAIN_CSV_HEADER = "step,episodic_return"  # write_train_curves' files, read back with the evaluation CSV of the run
 # What each start of a run records in its provenance.json (the scripts' Provenance), in provenance.csv's order.
 PROVENANCE = ("started", "commit", "python", "torch", "gymnasium", "numpy", "mujoco", "dm_control", "ale_py", "shimmy",
               "cpu", "cores", "device", "threads", "compile", "first_step", "last_step", "train_seconds",
@@ -92,7 +95,7 @@ class Run:
 
     @property
     def from_csv(self) -> bool:
-        """Read from an evaluation CSV: its evaluations only."""
+        """Read from an evaluation CSV: its evaluations (and its training episodes, if kept), no steps/s."""
         return self.path.suffix == ".csv"
 
     @property
@@ -130,7 +133,8 @@ def find_runs(dirs: list[Path]) -> list[Path]:
 
 
 def load_eval_curve(path: Path) -> Run:
-    """A run from its evaluation CSV, named {env}__{script}__{seed}.csv: its evaluations and their std."""
+    """A run from its evaluation CSV, named {env}__{script}__{seed}.csv: its evaluations and their std, and its training
+    episodes where a train_curves/ beside the CSV's directory has them."""
     env_id, script, seed = path.stem.rsplit("__", 2)
     for namespace in NAMESPACES:
         if env_id.startswith(f"{namespace}-"):
@@ -146,7 +150,26 @@ def load_eval_curve(path: Path) -> Run:
             except (IndexError, ValueError):
                 fail(f"'{path}', line {line}: not step,mean_return,std_return numbers: {','.join(row)}")
     evals, eval_std = (np.array(rows, dtype=float).reshape(-1, 2) for rows in (evals, eval_std))
-    return Run(path, env_id, script, int(seed), np.empty((0, 2)), evals, np.empty((0, 3)), eval_std)
+    train = load_train_curve(path.parent.parent / "train_curves" / path.name)
+    return Run(path, env_id, script, int(seed), train, evals, np.empty((0, 3)), eval_std)
+
+
+def load_train_curve(path: Path) -> np.ndarray:
+    """(episodes, 2): the env step at each training episode's end and its return, from write_train_curves' CSV; no
+    rows if there is none."""
+    if not path.is_file():
+        return np.empty((0, 2))
+    rows = []
+    with open(path, newline="") as f:
+        for line, row in enumerate(csv.reader(f), start=1):
+            if line == 1 and ",".join(row) != TRAIN_CSV_HEADER:
+                fail(f"'{path}', line 1: not the header {TRAIN_CSV_HEADER}")
+            try:
+                if line > 1:
+                    rows.append((int(row[0]), float(row[1])))
+            except (IndexError, ValueError):
+                fail(f"'{path}', line {line}: not step,episodic_return numbers: {','.join(row)}")
+    return np.array(rows, dtype=float).reshape(-1, 2)
 
 
 def load_run(path: Path) -> Run:
@@ -414,9 +437,10 @@ def from_csvs(groups: dict[tuple[str, str], list[Run]]) -> str:
     """results.md's word on the runs read from evaluation CSVs, if any."""
     runs = [run for runs in groups.values() for run in runs]
     read = sum(run.from_csv for run in runs)
-    source = "evaluation CSVs (an earlier report's eval_curves/), which hold their evaluations only"
+    source = ("evaluation CSVs (an earlier report's eval_curves/, and its train_curves/ where it has them), which hold "
+              "no steps/s")  # fmt: skip
     if read == len(runs):
-        return f" All the runs are read from {source}: no training return, no steps/s."
+        return f" All the runs are read from {source}: a training return is over the runs that kept one."
     if read:
         return f" {read} of the runs are read from {source}: a training return or steps/s is over the other seeds."
     return ""
@@ -513,6 +537,20 @@ def duration(seconds: str) -> str:
         return "–"
     minutes, secs = divmod(round(float(seconds)), 60)
     return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}"
+
+
+def write_train_curves(groups: dict[tuple[str, str], list[Run]], out: Path) -> list[Path]:
+    """Each run's training episodes as a small CSV, train_curves/{env}__{script}__{seed}.csv: the env step at each
+    episode's end and its return (for a results page, whose final training return must outlive the logs)."""
+    (out / "train_curves").mkdir(exist_ok=True)
+    written = []
+    for runs in groups.values():
+        for run in (run for run in runs if len(run.train)):
+            path = out / "train_curves" / f"{run.env_id.replace('/', '-')}__{run.script}__{run.seed}.csv"
+            rows = "".join(f"{int(step)},{value:.6g}\n" for step, value in run.train)
+            path.write_text(f"{TRAIN_CSV_HEADER}\n{rows}")
+            written.append(path)
+    return written
 
 
 def write_provenance(groups: dict[tuple[str, str], list[Run]], out: Path) -> Path:
@@ -723,6 +761,7 @@ def main(argv: list[str]) -> int:
         (args.out / "results.md").write_text(table(groups, read_references(args.references), norms, args.runs_dirs))
         pngs = plot(groups, args.out) + plot_intervals(groups, norms, args.out)
         curves = write_eval_curves(groups, args.out)
+        write_train_curves(groups, args.out)
         write_provenance(groups, args.out)
     except OSError as e:
         fail(f"--out '{args.out}': cannot write the report: {e.strerror or e}")

@@ -243,8 +243,9 @@ def rows_of(results: str) -> dict[str, list[str]]:
 
 def test_a_report_read_back_from_its_evaluation_csvs_keeps_every_evaluation_statistic(tmp_path):
     """The CSVs a results page keeps are enough to report again once the TensorBoard logs are gone: the same eval
-    returns, IQMs, normalized aggregate and probability of improvement; no training return or steps/s. A run's log
-    wins over its CSV, and a CSV adds the seed that no log has."""
+    returns, IQMs, normalized aggregate and probability of improvement, and the same training return (train_curves/);
+    no steps/s. A run's log wins over its CSV, and a CSV adds the seed that no log has (with its training episodes
+    only where its train_curves/ is beside it)."""
     for script, finals in [("alpha", ALPHA), ("beta", BETA)]:
         for seed, final in enumerate(finals, start=1):
             write_run(tmp_path / "runs", "Hopper-v5", script, seed, final)
@@ -257,11 +258,15 @@ def test_a_report_read_back_from_its_evaluation_csvs_keeps_every_evaluation_stat
     assert before.keys() == after.keys() >= {*groups, "alpha|1|5", "alpha|beta|Hopper-v5"}  # the aggregate, P(X > Y)
     assert after["alpha|1|5"] == before["alpha|1|5"] and after["alpha|beta|Hopper-v5"] == before["alpha|beta|Hopper-v5"]
     for key in groups:
-        assert before[key][4] != "n/a" and after[key][4] == after[key][8] == "n/a"  # no training return, no steps/s
-        assert after[key][:4] + after[key][5:8] + after[key][9:] == before[key][:4] + before[key][5:8] + before[key][9:]
+        assert before[key][8] != "n/a" and after[key][8] == "n/a"  # no steps/s
+        assert after[key][:8] + after[key][9:] == before[key][:8] + before[key][9:]  # the training return kept
     assert "All the runs are read from evaluation CSVs" in (tmp_path / "again" / "results.md").read_text()
-    for curve in (first / "eval_curves").iterdir():
-        assert (tmp_path / "again" / "eval_curves" / curve.name).read_text() == curve.read_text()
+    for kind in ("eval_curves", "train_curves"):
+        for curve in (first / kind).iterdir():
+            assert (tmp_path / "again" / kind / curve.name).read_text() == curve.read_text()
+    assert (first / "train_curves" / "Hopper-v5__alpha__5.csv").read_text() == (
+        "step,episodic_return\n500,250\n1000,500\n1500,750\n2000,1000\n"  # ALPHA's 1000 * step / 2000
+    )
     # Logs and their report together: every run once, from its log.
     stdout = report_of(tmp_path / "runs", first, out=tmp_path / "both")
     assert stdout.startswith("10 runs, 2 environment x script groups")
