@@ -881,14 +881,14 @@ def warn_if_busy(threads: int) -> None:
     if os.environ.get("SAC_SWEEP") or os.environ.get("SLURM_JOB_ID") or cores != os.cpu_count():
         return
     busy = cores
-    for _ in range(5):  # the fewest processes running in a quarter of a second (this one is one of them)
+    for _ in range(4):  # the fewest processes running over 60 ms (this one is one of them)
         try:
             with open("/proc/stat") as f:
                 running = next(int(line.split()[1]) for line in f if line.startswith("procs_running"))
         except (OSError, StopIteration, ValueError):
             return
         busy = min(busy, running - 1)
-        time.sleep(0.05)
+        time.sleep(0.02)
     if cores - busy < threads:
         say(f"this machine is busy: other processes keep {busy} of its {cores} cores running, fewer idle than "
             f"--threads {threads}, so torch's threads wait on each other and the run crawls; give --threads "
