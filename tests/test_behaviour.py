@@ -291,7 +291,8 @@ def test_a_run_started_on_a_busy_machine_says_so_in_one_line_but_not_a_sweeps_ru
     try:
         for process in busy:
             assert process.stdout.readline() == "spinning\n"  # each is in its loop
-        flags = ["--env-id", "Pendulum-v1", "--total-timesteps", "300", "--learning-starts", "256", "--threads", "2"]
+        flags = ["--env-id", "Pendulum-v1", "--total-timesteps", "260", "--learning-starts", "256", "--threads", "2",
+                 "--eval-episodes", "1"]  # fmt: skip
         alone = run("sac_continuous_action", *flags, cwd=tmp_path)
         swept = run("sac_continuous_action", *flags, cwd=tmp_path, env={"SAC_SWEEP": "1"})
     finally:
