@@ -207,3 +207,17 @@ def test_help_at_80_columns_wraps_each_flags_help_as_one_paragraph(script):
             assert len(line) + 1 + len(following.split()[0]) > width, (script, line, following)
     assert text.index("algorithm options") < text.index("--env-id") < text.index("run options") < text.index("--seed")
     assert f"docs/{script}.md" in text.split("╭")[0]
+
+
+def test_the_update_figures_are_drawn_by_their_script(tmp_path):
+    """docs/figures/update_figure.py draws the figure of one update that each script's page shows: the committed PNGs
+    are what it draws (the same size; a figure edited by hand, or left behind by the script, would differ)."""
+    import matplotlib.image
+
+    result = run("docs/figures/update_figure.py", "--out", str(tmp_path), timeout=300)
+    assert result.returncode == 0, result.stderr
+    for script in SCRIPTS:
+        drawn = matplotlib.image.imread(tmp_path / f"update_{script}.png")
+        committed = matplotlib.image.imread(ROOT / "docs" / "figures" / f"update_{script}.png")
+        assert drawn.shape == committed.shape and abs(drawn.mean() - committed.mean()) < 0.01, script
+        assert f"](figures/update_{script}.png)" in (ROOT / "docs" / f"{script}.md").read_text()
