@@ -1,11 +1,22 @@
-"""The trained agents the results pages publish: each model file loads through its script's --eval-model, plays an
-episode on its environment, and returns at least half of the final evaluation its page states (an actor loaded
-wrongly plays like a random policy, far below that)."""
+"""The trained agents the results pages publish: each model file loads through its script's --eval-model, plays
+episodes from the run's own seed, and their mean return goes at least half of the way from a random policy's return
+(benchmark/normalization.csv; 0 on DeepMind Control) to the final evaluation its page states. An actor that does not
+load, or loads wrongly, plays like a random policy, far below that.
+
+Not one episode: the page's number reproduces exactly only on the CPU model that made it; elsewhere the episodes are
+new draws of a spread. Ant-v5's agent (1734.0 ± 1174.6 over its 10 episodes) returned 73.6 to 2379.1 from 11 other
+start states, and from 5 seeds 10-episode means of 879.1 to 2125.3. So the test plays as many episodes as make the
+mean's standard error (the page's std over the square root of n) a quarter of the margin or less: 3 where the
+episodes agree, 21 for Ant-v5. What this does not tell apart: an Ant that stands still returns about 987 (a freshly
+initialised actor, measured), which is above the threshold; a random policy's about -326 is far below it."""
 
 import csv
+import math
 import re
+from pathlib import Path
 
 import pytest
+import report
 from conftest import ROOT, run
 
 
@@ -22,15 +33,28 @@ def test_the_results_pages_publish_models():
     assert published_models(), "no docs/results/*/models/models.csv lists a model"
 
 
+def episodes_to_play(model: dict, threshold: float) -> int:
+    """Enough episodes that the mean's standard error is at most a quarter of the margin above the threshold."""
+    name = Path(model["file"]).stem
+    with open(model["page"] / "eval_curves" / f"{name}.csv", newline="") as f:
+        std = float(list(csv.DictReader(f))[-1]["std_return"])  # the spread of the page's final evaluation
+    margin = float(model["final_eval_return"]) - threshold
+    return min(30, max(3, math.ceil((4 * std / margin) ** 2)))
+
+
 @pytest.mark.parametrize("model", published_models(), ids=lambda row: row["file"])
-def test_a_published_model_plays_an_episode_worth_half_its_pages_return(model, tmp_path):
+def test_a_published_model_plays_half_as_well_as_its_page_says_above_random(model, tmp_path):
     path = model["page"] / "models" / model["file"]
     assert path.stat().st_size < 1_000_000
     readme = (model["page"] / "README.md").read_text()
     assert f"models/{model['file']}" in readme and model["final_eval_return"] in readme  # the page states it
-    # The run's own seed: the episode starts where the first episode of the run's own evaluations did.
-    result = run(model["script"], "--eval-model", str(path), "--eval-episodes", "1", "--seed", model["seed"],
+    bounds = report.normalizer(model["env_id"], report.read_normalization(report.NORMALIZATION))
+    random_return = bounds[0] if bounds else 0.0
+    threshold = random_return + 0.5 * (float(model["final_eval_return"]) - random_return)
+    episodes = episodes_to_play(model, threshold)
+    # The run's own seed: the episodes start where the run's own evaluations did.
+    result = run(model["script"], "--eval-model", str(path), "--eval-episodes", str(episodes), "--seed", model["seed"],
                  cwd=tmp_path, timeout=900)  # fmt: skip
     assert result.returncode == 0, result.stderr
     played = float(re.search(rf"{re.escape(model['env_id'])}: (?:return|score) (-?[\d.]+)", result.stdout).group(1))
-    assert played >= 0.5 * float(model["final_eval_return"]), (played, model)
+    assert played >= threshold, (played, threshold, episodes, model)
