@@ -1228,9 +1228,10 @@ def evaluate(actor: Actor, env: gym.Env, episodes: int, seed: int, greedy: bool 
     if frames:
         from gymnasium.utils.save_video import save_video
 
-        fps = env.metadata.get("render_fps", 60) // 4  # one frame per agent step of 4 frames
+        # The Atari 2600 draws 60 frames a second and the agent acts on every 4th: 15 video frames a second play the
+        # game at its own speed (ale-py's render_fps, 30, is not the emulator's rate).
         video_dir, name = os.path.split(video)
-        save_video(frames, video_dir, fps=fps, name_prefix=name, save_logger=None)
+        save_video(frames, video_dir, fps=15, name_prefix=name, save_logger=None)
     return np.array(returns), np.array(lengths)
 
 

@@ -1,7 +1,7 @@
 """Publish a trained agent on a results page: its actor as a small model file that --eval-model loads, and a short
 animated GIF of it playing, rendered headless.
 
-    python benchmark/publish_model.py RUN_DIR --out docs/results/PAGE/models [--seconds 5] [--width 160]
+    python benchmark/publish_model.py RUN_DIR --out docs/results/PAGE/models [--seconds 5] [--width 160] [--gif-only]
 
 RUN_DIR is a run's directory with the model its --save-model wrote ({exp_name}.pt). Written in --out:
 
@@ -11,8 +11,10 @@ RUN_DIR is a run's directory with the model its --save-model wrote ({exp_name}.p
                                 seed), from the video the script's own --eval-model --capture-video records, at
                                 --width pixels and at most --fps frames per second.
 
-The model is evaluated through the script itself, as a user would: `python {script}.py --eval-model FILE --seed SEED
---eval-episodes 1 --capture-video`, and the line it prints is printed here.
+--gif-only writes the GIF alone, for an actor too large to keep on a page (an Atari actor's Nature CNN takes about
+6.7 MB): the run's directory keeps the whole model. The model is evaluated through the script itself, as a user would:
+`python {script}.py --eval-model FILE --seed SEED --eval-episodes 1 --capture-video`, and the line it prints is
+printed here.
 """
 
 import argparse
@@ -76,6 +78,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seconds", type=float, default=5.0, help="how much of the episode the GIF shows (default 5)")
     parser.add_argument("--width", type=int, default=160, help="the GIF's width in pixels (default 160)")
     parser.add_argument("--fps", type=int, default=15, help="the GIF's frames per second, at most (default 15)")
+    parser.add_argument("--gif-only", action="store_true", help="write the GIF alone, not the model file")
     args = parser.parse_args(argv)
     if not args.run_dir.is_dir():
         fail(f"RUN_DIR '{args.run_dir}' is not a directory")
@@ -84,12 +87,14 @@ def main(argv: list[str]) -> int:
             fail(f"--{flag} must be positive, got {getattr(args, flag)}")
     model, stem = actor_only(args.run_dir)
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"{stem}.pt"
-    torch.save(model, path)
-    if path.stat().st_size > LIMIT:
-        path.unlink()
-        fail(f"the actor of '{args.run_dir}' takes {path.stat().st_size:,} bytes, over {LIMIT:,}: not published")
     with tempfile.TemporaryDirectory() as work:
+        path = (Path(work) if args.gif_only else args.out) / f"{stem}.pt"
+        torch.save(model, path)
+        size = path.stat().st_size
+        if size > LIMIT and not args.gif_only:
+            path.unlink()
+            fail(f"the actor of '{args.run_dir}' takes {size:,} bytes, over {LIMIT:,}: not published "
+                 "(--gif-only makes its GIF alone)")  # fmt: skip
         command = [sys.executable, str(ROOT / f"{model['script']}.py"), "--eval-model", str(path.resolve()), "--seed",
                    str(model["args"]["seed"]), "--eval-episodes", "1", "--capture-video"]  # fmt: skip
         result = subprocess.run(command, cwd=work, capture_output=True, text=True)
@@ -99,7 +104,7 @@ def main(argv: list[str]) -> int:
         frames = gif_from_video(video, args.out / f"{stem}.gif", args.seconds, args.width, args.fps)
     played = re.search(r"^\S+: (return|score) .*$", result.stdout, re.MULTILINE)
     print(
-        f"{path} ({path.stat().st_size:,} bytes); {args.out / stem}.gif ({frames} frames, "
+        f"{'(model not kept)' if args.gif_only else path} ({size:,} bytes); {args.out / stem}.gif ({frames} frames, "
         f"{(args.out / f'{stem}.gif').stat().st_size:,} bytes); {played.group(0) if played else result.stdout}"
     )
     return 0

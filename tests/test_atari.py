@@ -345,9 +345,11 @@ def test_breakout_video_and_saved_model(breakout_runs):
     (video,) = (cwds["a"] / "videos" / path.name).glob("*.mp4")
     final_length = read_scalars(path)["eval/episodic_length"][-1][1]
     # One frame per action of the agent's, the whole evaluation game: its length less the automatic steps (FIRE at the
-    # start, NOOP and FIRE after each of the 4 lives lost before the last).
+    # start, NOOP and FIRE after each of the 4 lives lost before the last), at the game's speed (60 frames a second,
+    # one in 4 seen).
     with VideoFileClip(str(video)) as clip:
-        assert clip.size == [160, 210] and abs(clip.duration * clip.fps - (final_length - 9)) <= 2
+        assert clip.size == [160, 210] and clip.fps == 15
+        assert abs(clip.duration * clip.fps - (final_length - 9)) <= 2
     model = path / "sac_discrete_atari.pt"
     saved = torch.load(model, weights_only=True)
     assert set(saved) == {"actor", "qf1", "qf2", "qf1_target", "qf2_target", "log_alpha", "args", "script"}
@@ -356,6 +358,25 @@ def test_breakout_video_and_saved_model(breakout_runs):
     evaluation = run_ok("sac_discrete_atari", "--eval-model", str(model), "--eval-episodes", "1", cwd=cwds["a"])
     printed = float(re.search(r"BreakoutNoFrameskip-v4: score ([\d.]+)", evaluation.stdout).group(1))
     assert printed == read_scalars(path)["eval/episodic_return"][-1][1]  # same actor, same seed: the same game
+
+
+def test_an_atari_actor_is_too_large_to_publish_and_gif_only_makes_its_gif(breakout_runs, tmp_path):
+    """An Atari actor (the Nature CNN, about 6.7 MB) is over the 1 MB a results page keeps: benchmark/publish_model.py
+    refuses it in one line and leaves no file; --gif-only writes the GIF alone, 5 s of the game at its speed."""
+    from PIL import Image, ImageSequence
+
+    cwds, _ = breakout_runs
+    refused = run("benchmark/publish_model.py", str(run_dir(cwds["a"])), "--out", str(tmp_path), timeout=300)
+    assert refused.returncode == 2 and "over 1,000,000" in refused.stderr and "--gif-only" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1 and not list(tmp_path.iterdir())
+    made = run("benchmark/publish_model.py", str(run_dir(cwds["a"])), "--out", str(tmp_path), "--gif-only", timeout=300)
+    assert made.returncode == 0, made.stderr
+    (gif,) = tmp_path.iterdir()
+    assert gif.name == "BreakoutNoFrameskip-v4__sac_discrete_atari__1.gif"
+    with Image.open(gif) as image:  # 15 frames a second (10 * round(100 / 15) ms each), all of them kept
+        durations = [image.info["duration"] for _ in ImageSequence.Iterator(image)]
+    # Pillow writes a run of identical frames (a pause of the game) as one frame shown for all of their time.
+    assert image.size == (160, 210) and sum(durations) == 75 * 70 and all(d % 70 == 0 for d in durations)
 
 
 def test_same_seed_gives_identical_results_on_cpu(breakout_runs):

@@ -1,6 +1,6 @@
-"""The docs stay true: every relative link and image resolves, every --flag they name for a program is one of that
-program's flags, every command in a bash block names files that exist, each script's page has its parts in order and
-its Flags table lists exactly the script's flags."""
+"""The docs stay true (the README, CHANGELOG, docs/ and the results pages): every relative link and image resolves,
+every --flag they name for a program is one of that program's flags, every command in a bash block names files that
+exist, each script's page has its parts in order and its Flags table lists exactly the script's flags."""
 
 import ast
 import dataclasses
@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, SCRIPTS, run
 
-DOCS = [ROOT / "README.md", ROOT / "CHANGELOG.md", *sorted((ROOT / "docs").glob("*.md"))]
+DOCS = [ROOT / "README.md", ROOT / "CHANGELOG.md", *sorted((ROOT / "docs").glob("*.md")),
+        *sorted((ROOT / "docs" / "results").glob("*/README.md"))]  # fmt: skip
 PARTS = ["Overview and papers", "Usage", "Logged metrics", "Implementation details", "Flags", "Results"]
 TOOLS = ["launch", "report", "speed", "buffer_memory"]  # benchmark/{tool}.py, whose flags argparse lists
 EXTERNAL = {"pip", "tensorboard", "sbatch", "squeue", "#SBATCH", "git"}  # their flags are not ours to check
@@ -83,7 +84,7 @@ def flags_named(line: str, default: str | None) -> list[tuple[str, str | None]]:
     return found
 
 
-@pytest.mark.parametrize("doc", DOCS, ids=lambda path: path.name)
+@pytest.mark.parametrize("doc", DOCS, ids=lambda path: str(path.relative_to(ROOT)))
 def test_every_relative_link_and_image_resolves(doc):
     text = re.sub(r"```.*?```", "", doc.read_text(), flags=re.DOTALL)
     for target in re.findall(r"\]\(([^)\s]+)\)", text):
@@ -100,7 +101,7 @@ def test_every_relative_link_and_image_resolves(doc):
             assert anchor in slugs, f"{doc.name}: {target}: no such heading in {file.name}"
 
 
-@pytest.mark.parametrize("doc", DOCS, ids=lambda path: path.name)
+@pytest.mark.parametrize("doc", DOCS, ids=lambda path: str(path.relative_to(ROOT)))
 def test_every_flag_the_docs_name_is_a_flag_of_its_program(doc, flags):
     page_script = f"{doc.stem}.py" if doc.stem in SCRIPTS else None
     every = set().union(*flags.values())
@@ -117,7 +118,7 @@ def test_every_flag_the_docs_name_is_a_flag_of_its_program(doc, flags):
                 assert flag in every, f"{doc.name}: {flag} is no flag of any program here: {line}"
 
 
-@pytest.mark.parametrize("doc", DOCS, ids=lambda path: path.name)
+@pytest.mark.parametrize("doc", DOCS, ids=lambda path: str(path.relative_to(ROOT)))
 def test_every_command_in_a_bash_block_names_files_that_exist(doc):
     for block in re.findall(r"```bash\n(.*?)```", doc.read_text(), re.DOTALL):
         for line in block.replace("\\\n", " ").splitlines():
@@ -142,7 +143,7 @@ def definitions(path: Path) -> dict[str, tuple[int, int]]:
     return lines
 
 
-@pytest.mark.parametrize("doc", DOCS, ids=lambda path: path.name)
+@pytest.mark.parametrize("doc", DOCS, ids=lambda path: str(path.relative_to(ROOT)))
 def test_every_link_to_a_function_gives_its_lines(doc):
     """[`name`](../script.py#La-Lb): lines a to b of the script are the definition of `name`, from its def to its last
     line, so that a reader who follows an equation to its code lands on it."""
