@@ -15,7 +15,8 @@ from conftest import ROOT, SCRIPTS, run
 DOCS = [ROOT / "README.md", ROOT / "CHANGELOG.md", *sorted((ROOT / "docs").glob("*.md")),
         *sorted((ROOT / "docs" / "results").glob("*/README.md"))]  # fmt: skip
 PARTS = ["Overview and papers", "Usage", "Logged metrics", "Implementation details", "Flags", "Results"]
-TOOLS = ["launch", "report", "speed", "buffer_memory", "publish_model"]  # benchmark/{tool}.py, whose flags argparse lists
+# benchmark/{tool}.py, whose flags argparse lists
+TOOLS = ["launch", "report", "speed", "buffer_memory", "publish_model"]
 EXTERNAL = {"pip", "tensorboard", "sbatch", "squeue", "#SBATCH", "git"}  # their flags are not ours to check
 FLAG = re.compile(r"^--[a-z][a-z0-9-]*")
 TOOL_FILES = {f"{tool}.py" for tool in TOOLS} | {sweep.name for sweep in ROOT.glob("benchmark/*.sh")}
