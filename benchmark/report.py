@@ -264,10 +264,13 @@ def of_seeds(kept: int, seeds: int) -> str:
 
 
 def mean_std(values: list[float]) -> str:
-    """The mean ± std over seeds; the std is numpy's default, ddof=0 (as benchmark/references.csv's are)."""
+    """The mean ± std over seeds; the std is numpy's default, ddof=0 (as benchmark/references.csv's are). One seed's
+    value stands alone: a std of one number (0) would read as a measured spread."""
     kept = [v for v in values if not math.isnan(v)]
     if not kept:
         return "n/a"
+    if len(kept) == 1:
+        return f"{kept[0]:.1f}{of_seeds(1, len(values)) or ' (1 seed)'}"
     return f"{np.mean(kept):.1f} ± {np.std(kept):.1f}{of_seeds(len(kept), len(values))}"
 
 

@@ -158,7 +158,7 @@ def test_a_group_with_one_seed_has_its_row_and_curves_and_stays_out_of_the_aggre
         write_run(tmp_path / "runs", "Hopper-v5", "alpha", seed, final)
     report_of(tmp_path / "runs", out=tmp_path / "report")
     results = (tmp_path / "report" / "results.md").read_text()
-    assert cell(results, "| Walker2d-v5 | alpha |", 6) == "700.0 ± 0.0"
+    assert cell(results, "| Walker2d-v5 | alpha |", 6) == "700.0 (1 seed)"  # no "± 0.0": one seed has no spread
     assert cell(results, "| Walker2d-v5 | alpha |", 7) == "700.0 (1 seed)"
     assert "Fewer than 2 seeds with an evaluation, so in no aggregate: Walker2d-v5 alpha (1)." in results
     # Hopper's two seeds: their mean and range, and the aggregate over Hopper alone, without an interval.
@@ -302,7 +302,7 @@ def test_an_evaluation_csv_names_its_run_and_a_bad_or_contradicting_one_is_refus
         "dm_control/cheetah-run-v0",
         "Hopper-v5",
     }
-    assert rows["ALE/Pong-v5|alpha|1 (1)"][3:6] == ["2,000", "n/a", "20.0 ± 0.0"]
+    assert rows["ALE/Pong-v5|alpha|1 (1)"][3:6] == ["2,000", "n/a", "20.0 (1 seed)"]
     assert (tmp_path / "out" / "eval_curves" / "ALE-Pong-v5__alpha__1.csv").read_text() == (
         "step,mean_return,std_return\n1000,10,1.5\n2000,20,\n"
     )
