@@ -25,6 +25,7 @@ Logs: TensorBoard under runs/{env_id}__{exp_name}__{seed}__{time}/ (tensorboard 
       alpha / c (0.2 at the default scale).
 """
 
+import difflib
 import functools
 import gc
 import importlib
@@ -706,8 +707,11 @@ def make_raw_env_or_fail(env_id: str) -> gym.Env:
     except ImportError as e:
         fail(f"--env-id {env_id}: cannot import {module} ({e})")
     except gym.error.Error:
-        fail(f"--env-id {env_id!r} is not a registered gymnasium environment; list the ids with: "
-             "python -c \"import gymnasium; gymnasium.pprint_registry()\"")  # fmt: skip
+        close = difflib.get_close_matches(name, gym.registry, n=1)  # dm_control/cheetah-run: dm_control/cheetah-run-v0
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        registers = ", shimmy; gymnasium.register_envs(shimmy)" if name.startswith("dm_control/") else ""
+        fail(f"--env-id {env_id!r} is not a registered gymnasium environment; {hint}list the ids with: "
+             f"python -c \"import gymnasium{registers}; gymnasium.pprint_registry()\"")  # fmt: skip
     try:
         return gym.make(env_id)
     except gym.error.DependencyNotInstalled as e:

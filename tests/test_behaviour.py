@@ -76,7 +76,11 @@ BAD_ARGS = [  # both scripts
     ({"eval_episodes": 0}, "--eval-episodes must be positive"),
     ({"num_envs": 0}, "--num-envs must be positive"),
     ({"cudagraphs": True, "cuda": False}, "--cudagraphs needs a CUDA device, and --no-cuda was given"),
-    ({"env_id": "NoSuchEnv-v0"}, "--env-id 'NoSuchEnv-v0' is not a registered gymnasium environment"),
+    ({"env_id": "NoSuchEnv-v0"}, "--env-id 'NoSuchEnv-v0' is not a registered gymnasium environment; list the ids"),
+    ({"env_id": "Hoper-v5"}, "is not a registered gymnasium environment; did you mean 'Hopper-v5'? list the ids"),
+    ({"env_id": "dm_control/cheetah-run"},  # no version: the closest id, and a listing that has the dm_control ids
+     "did you mean 'dm_control/cheetah-run-v0'? list the ids with: python -c \"import gymnasium, shimmy; "
+     "gymnasium.register_envs(shimmy); gymnasium.pprint_registry()\""),
     ({"env_id": "CartPole-v1"}, "has a discrete action space (Discrete(2)); use sac_discrete_atari.py"),
     ({"env_id": "tests/Unbounded-v0"}, "is unbounded; SAC needs finite bounds"),
     ({"env_id": "tests/DictObs-v0"}, "the observation space must be a 1-D Box"),
