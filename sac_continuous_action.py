@@ -33,6 +33,7 @@ import subprocess
 import sys
 import sysconfig
 import time
+import warnings
 import zlib
 from collections import deque
 from dataclasses import asdict, dataclass, field
@@ -677,11 +678,13 @@ def make_raw_env_or_fail(env_id: str) -> gym.Env:
 
 def register_dm_control() -> None:
     """Shimmy registers the dm_control/... ids. dm_control renders through EGL when there is no display (importing it
-    would otherwise warn that GLFW has none)."""
+    would otherwise warn that GLFW has none). Importing dm_control.composer tells the whole process to print every
+    DeprecationWarning (some 14 of torch.compile's own would then fill a run's log): the filters are put back."""
     use_headless_rendering()
     try:
-        import dm_control  # noqa: F401
-        import shimmy
+        with warnings.catch_warnings():  # restores warnings.filters on exit
+            import dm_control  # noqa: F401
+            import shimmy
     except ImportError:
         fail("the dm_control/... ids need Shimmy and dm_control: pip install 'shimmy[dm-control]'")
     gym.register_envs(shimmy)

@@ -2,13 +2,15 @@
 episodes, what a time limit and a termination store, and a run end to end."""
 
 import os
+import subprocess
+import sys
 
 os.environ.setdefault("MUJOCO_GL", "egl")  # as the scripts do without a display: dm_control's import would warn
 
 import gymnasium as gym  # noqa: E402
 import numpy as np  # noqa: E402
 import shimmy  # noqa: E402  (importing it registers the dm_control/... ids)
-from conftest import collect, read_scalars, run_dir, run_ok  # noqa: E402
+from conftest import ROOT, collect, read_scalars, run_dir, run_ok  # noqa: E402
 from dm_control import mujoco  # noqa: E402
 from dm_control.rl import control  # noqa: E402
 from dm_control.suite import base  # noqa: E402
@@ -126,6 +128,16 @@ def test_a_dm_control_run_trains_evaluates_and_logs(tmp_path, script):
         assert [step for step, _ in scalars[tag]] == list(range(1100, 1501, 100)), tag  # learning from step 1,001
         assert all(np.isfinite(value) for _, value in scalars[tag])
     assert (path / f"{script}.pt").exists()
+
+
+def test_registering_the_dm_control_ids_leaves_the_warning_filters_as_they_were(script):
+    """Importing dm_control.composer sets every DeprecationWarning of the process to print: a compiled run's log
+    would show 14 of torch.compile's own. In a fresh process, as a run registers the ids."""
+    code = (f"import warnings, {script}; before = list(warnings.filters); {script}.register_dm_control(); "
+            "import dm_control.composer, gymnasium; gymnasium.spec('dm_control/cheetah-run-v0'); "
+            "print(warnings.filters == before)")  # fmt: skip
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stdout == "True\n", result.stderr
 
 
 def test_a_composer_task_is_not_restored_but_does_not_break_a_checkpoint(each_sac):
