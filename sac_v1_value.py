@@ -1365,7 +1365,11 @@ def set_env_state(env: gym.Env, state: dict) -> bool:
 def follow_the_robot(env: gym.Env) -> None:
     """Videos of gymnasium's MuJoCo tasks from the model's "track" camera, which follows the robot's center of mass:
     their default camera stands still (its tracking setting needs a camera type gymnasium does not set), and a hopper
-    leaves its view within a second or two."""
+    leaves its view within a second or two. DeepMind Control's: from the model's camera 0, the suite's own view
+    (cheetah, walker: "side", which follows the body; reacher: from above), where Shimmy's default is a free camera
+    that stands still, which a running cheetah leaves within a second."""
+    if is_dm_control(env) and env.unwrapped._env.physics.model.ncam > 0:
+        env.unwrapped.render_kwargs.setdefault("camera_id", 0)
     renderer = getattr(env.unwrapped, "mujoco_renderer", None)
     if renderer is not None:
         import mujoco

@@ -98,6 +98,27 @@ def test_videos_play_in_real_time_one_frame_per_control_step(each_sac):
         assert each_sac.make_env(env_id).metadata["render_fps"] == control_fps
 
 
+def test_videos_of_a_running_task_follow_the_robot(each_sac):
+    """Shimmy renders from a free camera that stands still: 10 m down the track, the cheetah is out of its picture. The
+    scripts' videos take the model's camera 0 (cheetah's "side", which follows the body); without a video, nothing
+    changes."""
+
+    def robot_pixels(env):  # the bodies' orange: red, well above blue (the floor and the sky are blue-grey)
+        frame = env.render().astype(int)
+        return int(((frame[..., 0] > 150) & (frame[..., 0] - frame[..., 2] > 60)).sum())
+
+    scripts = each_sac.make_env("dm_control/cheetah-run-v0", render=True)
+    shimmys = gym.make("dm_control/cheetah-run-v0", render_mode="rgb_array")
+    for env, followed in [(scripts, True), (shimmys, False)]:
+        env.reset(seed=0)
+        before, physics = robot_pixels(env), env.unwrapped._env.physics
+        with physics.reset_context():
+            physics.data.qpos[0] += 10.0  # the root's x: 10 m forward
+        after = robot_pixels(env)
+        assert before > 1000 and (after > before / 2) == followed, (before, after, followed)
+    assert each_sac.make_env("dm_control/cheetah-run-v0").unwrapped.render_kwargs == {}
+
+
 def test_a_dm_env_time_limit_is_stored_bootstrapped_with_its_real_last_observation(each_sac):
     obs, _, _, next_obs, terminations = collect(each_sac, "tests/DmCounter-v0", num_envs=2, steps=12)
     # The flattened observation is [episode, t]: alphabetical order.
