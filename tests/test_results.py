@@ -8,13 +8,19 @@ new draws of a spread. Ant-v5's agent (1734.0 ± 1174.6 over its 10 episodes) re
 start states, and from 5 seeds 10-episode means of 879.1 to 2125.3. So the test plays as many episodes as make the
 mean's standard error (the page's std over the square root of n) a quarter of the margin or less: 3 where the
 episodes agree, 21 for Ant-v5. What this does not tell apart: an Ant that stands still returns about 987 (a freshly
-initialised actor, measured), which is above the threshold; a random policy's about -326 is far below it."""
+initialised actor, measured), which is above the threshold; a uniform random policy's -29 (the mean of 10 episodes,
+measured on Ant-v5) is far below it. (The threshold goes half way from D4RL's random return, -326 on Ant-v2.)
+
+The bar means something only where a random policy falls short of it, and the test measures that too: a uniform random
+policy plays 10 episodes from the same start states, and none of them may reach the bar."""
 
 import csv
+import importlib
 import math
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import report
 from conftest import ROOT, run
@@ -42,6 +48,26 @@ def episodes_to_play(model: dict, threshold: float) -> int:
     return min(30, max(3, math.ceil((4 * std / margin) ** 2)))
 
 
+def random_policy_returns(model: dict, episodes: int = 10) -> np.ndarray:
+    """A uniform random policy's returns on the model's env (made as its script makes it), from the start states of
+    the run's evaluations (the script's evaluate() seeds the first reset with seed + 10,000)."""
+    script = importlib.import_module(model["script"])
+    if model["env_id"].startswith("dm_control/"):
+        script.register_dm_control()
+    env = script.make_env(model["env_id"])
+    env.action_space.seed(int(model["seed"]))
+    returns = []
+    for episode in range(episodes):
+        env.reset(seed=int(model["seed"]) + 10_000 if episode == 0 else None)
+        done, episode_return = False, 0.0
+        while not done:
+            _, reward, terminated, truncated, _ = env.step(env.action_space.sample())
+            episode_return, done = episode_return + float(reward), terminated or truncated
+        returns.append(episode_return)
+    env.close()
+    return np.array(returns)
+
+
 @pytest.mark.parametrize("model", published_models(), ids=lambda row: row["file"])
 def test_a_published_model_plays_half_as_well_as_its_page_says_above_random(model, tmp_path):
     path = model["page"] / "models" / model["file"]
@@ -51,6 +77,8 @@ def test_a_published_model_plays_half_as_well_as_its_page_says_above_random(mode
     bounds = report.normalizer(model["env_id"], report.read_normalization(report.NORMALIZATION))
     random_return = bounds[0] if bounds else 0.0
     threshold = random_return + 0.5 * (float(model["final_eval_return"]) - random_return)
+    randomly = random_policy_returns(model)
+    assert randomly.max() < threshold, (randomly, threshold)  # the bar tells this model from a random policy
     episodes = episodes_to_play(model, threshold)
     # The run's own seed: the episodes start where the run's own evaluations did.
     result = run(model["script"], "--eval-model", str(path), "--eval-episodes", str(episodes), "--seed", model["seed"],
