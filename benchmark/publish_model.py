@@ -7,8 +7,9 @@ RUN_DIR is a run's directory with the model its --save-model wrote ({exp_name}.p
 
   {env}__{script}__{seed}.pt    the actor and the run's args, nothing else (what --eval-model needs; the critics and
                                 their targets would make it three to five times larger): under 1 MB.
-  {env}__{script}__{seed}.gif   the first --seconds of one evaluation episode (the deterministic policy, the run's
-                                seed), from the video the script's own --eval-model --capture-video records, at
+  {env}__{script}__{seed}.gif   the first --seconds of one evaluation episode (the run's seed; the policy as the
+                                script evaluates it: deterministic, or for sac_discrete_atari.py epsilon-greedy), from
+                                the video the script's own --eval-model --capture-video records, at
                                 --width pixels and at most --fps frames per second.
 
 --gif-only writes the GIF alone, for an actor too large to keep on a page (an Atari actor's Nature CNN takes about

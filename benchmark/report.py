@@ -14,7 +14,8 @@ written inside its sweep's directory sits beside the logs it came from). Runs ar
 
   DIR/results.md   one row per environment and script, with n, its number of seeds: the final training return
                    (each seed: the mean return of its last 10 training episodes), the final eval return (each seed:
-                   its last evaluation, a mean over --eval-episodes deterministic episodes) and the last-5 eval return
+                   its last evaluation, a mean over --eval-episodes episodes of the policy as its script evaluates
+                   it: deterministic; sac_discrete_atari.py's epsilon-greedy) and the last-5 eval return
                    (each seed: the mean of its last 5 evaluations, to show how much the final one swings), each as
                    mean ± std over seeds (ddof=0); steps per second; the seeds; the steps. Beside them, the published
                    returns at the same step count from benchmark/references.csv (same environment, any version:
@@ -457,7 +458,8 @@ def table(groups: dict[tuple[str, str], list[Run]], refs: list[dict], norms: dic
         f"{sum(map(len, groups.values()))} runs from {', '.join(f'`{d}`' for d in dirs)}. n: the seeds of each group. "
         "Each seed's final training return is the mean of its last "
         f"{LAST_EPISODES} training episodes; its final eval return is its last evaluation (the mean over its eval "
-        f"episodes of the deterministic policy); its last-{LAST_EVALS} eval return is the mean of its last "
+        "episodes of the policy as its script evaluates it: deterministic, or for sac_discrete_atari.py "
+        f"epsilon-greedy, its --eval-epsilon); its last-{LAST_EVALS} eval return is the mean of its last "
         f"{LAST_EVALS} evaluations, which shows how much the final one swings. ±: the standard deviation over the "
         "seeds (ddof=0, numpy's default, as in benchmark/references.csv). The interval column: with "
         f"{GROUP_RUNS} seeds or more, the interquartile mean (IQM, the mean of the middle half) of the seeds' final "
