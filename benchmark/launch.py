@@ -24,6 +24,11 @@ if it has one); one line per run says which. A command whose script, envs, seeds
 the sweep's is refused in one line (exit 2). A run that must start anew but left a run directory without a checkpoint
 (stopped before its first one) has that directory moved to discarded/, which the report does not read.
 
+--reported DIR skips the runs that an earlier report (benchmark/report.py's --out) holds to the last step: their
+evaluation CSV in DIR/eval_curves/ ends at --steps. A sweep whose sweep directory is gone (a new machine) continues
+this way from the small files its results page kept: give it a new --out, and report the page and the new sweep
+directory together (report.py reads both).
+
 --slurm writes {out}/sweep.sbatch, one array task per run (with --partition, --time, --cpus, --gpus, --mem; --workers
 caps the tasks running at once), and submits it with sbatch. The runs write a checkpoint every --checkpoint-frequency
 steps; --signal-before seconds before a task's time limit Slurm sends it TERM, the run checkpoints and the task puts
@@ -96,6 +101,8 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--checkpoint-frequency", type=int, default=100_000, metavar="STEPS",
                         help="the runs' --checkpoint-frequency, unless the script flags set it: a stopped sweep loses "
                              "at most this many steps per run (default: 100000)")  # fmt: skip
+    parser.add_argument("--reported", type=Path, metavar="DIR",
+                        help="skip runs whose evaluations in DIR/eval_curves/ (a report) reach --steps")  # fmt: skip
     parser.add_argument("--retry-failed", action="store_true",
                         help="continuing a sweep: start its failed runs again (default: name them)")  # fmt: skip
     slurm = parser.add_argument_group("Slurm", "--slurm: one array job, one task per run, submitted with sbatch")
@@ -117,6 +124,10 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     for flag in ["steps", "cpus", "signal_before", "checkpoint_frequency"]:
         if getattr(args, flag) is not None and getattr(args, flag) <= 0:
             parser.error(f"--{flag.replace('_', '-')} must be positive, got {getattr(args, flag)}")
+    if args.reported is not None and not (args.reported / "eval_curves").is_dir():
+        parser.error(f"--reported {args.reported}: no eval_curves/ there (give a directory report.py wrote)")
+    if args.reported is not None and args.steps is None:
+        parser.error("--reported needs --steps: a run is reported when its evaluations reach that step")
     if args.gpus < 0:
         parser.error(f"--gpus must be 0 or more, got {args.gpus}")
     env_flags = {}
@@ -322,7 +333,7 @@ def refuse(message: str) -> None:
 def continue_runs(runs: list[Run], record: dict, out: Path, retry_failed: bool) -> None:
     """What each run of a sweep that has a record does now, one line each: skipped (finished, or failed and not
     retried), resumed from its newest checkpoint, or started."""
-    for run in runs:
+    for run in [run for run in runs if run.outcome is None]:  # (not those --reported skipped)
         before = record["runs"].get(run.name, {}).get("outcome")
         checkpoint = newest_checkpoint(run, out)
         if before == "finished":
@@ -334,6 +345,18 @@ def continue_runs(runs: list[Run], record: dict, out: Path, retry_failed: bool) 
             was = {"failed": "failed before", "stopped": "stopped", None: "not started" if not checkpoint else "ended"}
             line = f"{was[before]}: " + (f"resumes from {checkpoint}" if checkpoint else "starts")
         print(f"  {run.name}: {line}")
+
+
+def skip_reported(runs: list[Run], reported: Path, script: str, steps: int) -> None:
+    """--reported: each run yet to run whose evaluation CSV in that report ends at `steps` is skipped, one line each.
+    The CSV is named as report.py names it: {env}__{exp_name}__{seed}.csv (exp_name: --exp-name, or the script)."""
+    for run in runs:
+        path = reported / "eval_curves" / f"{run.env_id.replace('/', '-')}__{script}__{run.seed}.csv"
+        if path.is_file():
+            rows = path.read_text().split()[1:]  # under the header: step,mean_return,std_return
+            if rows and int(rows[-1].split(",")[0]) == steps:
+                run.outcome = "finished"
+                print(f"  {run.name}: in {path}: skipped")
 
 
 def newest_checkpoint(run: Run, out: Path) -> Path | None:
@@ -445,11 +468,18 @@ def main(argv: list[str]) -> int:
     runs, workers = plan(args, extra)
     out = args.out.resolve()
     record = read_record(out, args, extra)
+    if args.reported:
+        exp_name = extra[extra.index("--exp-name") + 1] if "--exp-name" in extra[:-1] else Path(args.script).stem
+        skip_reported(runs, args.reported, exp_name, args.steps)
     if args.slurm:
-        if args.dry_run:
-            print(sbatch_script(args, runs), end="")
+        to_submit = [run for run in runs if run.outcome is None]
+        if not to_submit:
+            print(f"nothing to submit: --reported {args.reported} holds every run")
             return 0
-        return submit(args, runs)
+        if args.dry_run:
+            print(sbatch_script(args, to_submit), end="")
+            return 0
+        return submit(args, to_submit)
     if record:
         print(f"continuing the sweep in {out}:")
         continue_runs(runs, record, out, args.retry_failed)

@@ -250,6 +250,31 @@ def test_the_report_refuses_what_it_cannot_read_in_one_line(tmp_path):
     assert not (tmp_path / "report").exists()
 
 
+def test_a_sweep_on_a_new_machine_skips_the_runs_its_results_page_holds(tmp_path):
+    """--reported: the MuJoCo page holds Hopper-v5 and Ant-v5 seeds 1-5 to 300,000 steps, so of seeds 5 and 6 only 6
+    is run, here and on Slurm; at other --steps none is skipped. Without a report's eval_curves/ or --steps: exit 2."""
+    page = ROOT / "docs" / "results" / "mujoco-v5-300k"
+    launch = ["benchmark/launch.py", "sac_continuous_action.py", "--envs", "Hopper-v5", "Ant-v5", "--seeds", "5", "6",
+              "--out", "here"]  # fmt: skip
+    result = run(*launch, "--steps", "300000", "--reported", str(page), "--dry-run", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    skipped = [line for line in result.stdout.splitlines() if line.endswith(": skipped")]
+    commands = [line for line in result.stdout.splitlines() if line.startswith("cd ")]
+    for env_id, line in zip(["Hopper-v5", "Ant-v5"], skipped, strict=True):
+        assert line == f"  {env_id}__5: in {page / 'eval_curves' / f'{env_id}__sac_continuous_action__5.csv'}: skipped"
+    for env_id, line in zip(["Hopper-v5", "Ant-v5"], commands, strict=True):
+        assert f"--env-id {env_id} --seed 6 --total-timesteps 300000 " in line
+    slurm = run(*launch, "--steps", "300000", "--reported", str(page), "--slurm", "--dry-run", cwd=tmp_path)
+    assert "#SBATCH --array=0-1\n" in slurm.stdout and slurm.stdout.count("--seed 6 ") == 2, slurm.stderr
+    longer = run(*launch, "--steps", "1000000", "--reported", str(page), "--dry-run", cwd=tmp_path)
+    assert longer.stdout.count("cd ") == 4 and "skipped" not in longer.stdout
+    for flags, message in [(["--steps", "300000", "--reported", str(ROOT / "docs")], "no eval_curves/ there"),
+                           (["--reported", str(page)], "--reported needs --steps")]:  # fmt: skip
+        refused = run(*launch, *flags, "--dry-run", cwd=tmp_path)
+        assert refused.returncode == 2 and message in refused.stderr.splitlines()[-1]
+    assert not (tmp_path / "here").exists()
+
+
 def test_every_published_reference_has_its_number_steps_and_source():
     with open(ROOT / "benchmark" / "references.csv", newline="") as f:
         rows = list(csv.DictReader(line for line in f if not line.startswith("#")))

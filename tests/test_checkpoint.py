@@ -86,7 +86,7 @@ def test_a_breakout_run_killed_after_a_checkpoint_and_resumed_ends_exactly_as_on
     flags = ["--env-id", "BreakoutNoFrameskip-v4", "--total-timesteps", "1200", "--learning-starts", "600",
              "--buffer-size", "600", "--target-network-frequency", "200", "--eval-frequency", "1200",
              "--eval-episodes", "1", "--save-model", "--no-cuda", "--checkpoint-frequency", "400",
-             "--num-envs", "2"]  # fmt: skip
+             "--num-envs", "2", "--batch-size", "16"]  # fmt: skip
     alone, killed = killed_and_resumed("sac_discrete_atari", flags, 400, tmp_path)
     assert_same_run(alone, killed, NETWORKS["sac_discrete_atari"])
 
@@ -122,10 +122,10 @@ def test_a_default_run_stopped_by_ctrl_c_writes_its_checkpoint_and_resumes_exact
                  "--no-cuda"]  # fmt: skip
         past = 1100
     else:
-        flags = ["--env-id", "BreakoutNoFrameskip-v4", "--total-timesteps", "1500", "--learning-starts", "600",
-                 "--buffer-size", "1500", "--target-network-frequency", "200", "--eval-frequency", "1500",
-                 "--eval-episodes", "1", "--save-model", "--no-cuda"]  # fmt: skip
-        past = 700
+        flags = ["--env-id", "BreakoutNoFrameskip-v4", "--total-timesteps", "1000", "--learning-starts", "500",
+                 "--buffer-size", "1000", "--target-network-frequency", "200", "--eval-frequency", "1000",
+                 "--eval-episodes", "1", "--save-model", "--no-cuda", "--batch-size", "16"]  # fmt: skip
+        past = 600
     alone, stopped, out = stopped_by_ctrl_c_and_resumed(script, flags, past, tmp_path)
     assert_same_run(alone, stopped, NETWORKS[script])
     said = re.search(r"writing the checkpoint of step (\d+) \(([\d.]+) (kB|MB|GB)\): a second Ctrl-C", out)
