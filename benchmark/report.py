@@ -6,11 +6,12 @@ RUNS_DIR is a sweep directory (benchmark/launch.py's --out), a runs/ directory o
 directory under it that holds a TensorBoard event file is a run, except under a discarded/ directory (where the
 launcher moves a run's directory that it starts anew). It can also be an earlier report's directory or its
 eval_curves/ directory: each evaluation CSV there is a run with its evaluations (and its training episodes, where the
-report's train_curves/ has them; no steps/s), so that the small files a results page keeps are enough to report
-again, with runs added, once the TensorBoard logs are gone; a provenance.csv there (or beside the eval_curves/ given)
-gives their provenance. A run's TensorBoard log wins over a CSV of the same environment, script and seed (a report
-written inside its sweep's directory sits beside the logs it came from). Runs are grouped by environment and by script
-(the run's exp_name, which is the script's name unless --exp-name changed it), across seeds. Written:
+report's train_curves/ has them), so that the small files a results page keeps are enough to report again, with runs
+added, once the TensorBoard logs are gone; a provenance.csv there (or beside the eval_curves/ given) gives their
+provenance, and with it their steps/s. A run's TensorBoard log wins over a CSV of the same environment, script and
+seed (a report written inside its sweep's directory sits beside the logs it came from). Runs are grouped by
+environment and by script (the run's exp_name, which is the script's name unless --exp-name changed it), across seeds.
+Written:
 
   DIR/results.md   one row per environment and script, with n, its number of seeds: the final training return
                    (each seed: the mean return of its last 10 training episodes), the final eval return (each seed:
@@ -96,7 +97,7 @@ class Run:
 
     @property
     def from_csv(self) -> bool:
-        """Read from an evaluation CSV: its evaluations (and its training episodes, if kept), no steps/s."""
+        """Read from an evaluation CSV: its evaluations (and its training episodes, if kept), no charts/SPS."""
         return self.path.suffix == ".csv"
 
     @property
@@ -260,7 +261,8 @@ def final_eval_return(run: Run) -> float:
 
 def of_seeds(kept: int, seeds: int) -> str:
     """How many seeds a statistic is over, where some have no value (a run read from an evaluation CSV has no training
-    return or steps/s; a run stopped before its first evaluation has no eval return)."""
+    return, or steps/s where its provenance has no time; a run stopped before its first evaluation has no eval
+    return)."""
     return f" ({kept} of {seeds} seeds)" if kept < seeds else ""
 
 
@@ -437,16 +439,31 @@ def published(refs: list[dict], env_id: str, steps: int, sources: dict[str, int]
     return "<br>".join(cells) or "–"
 
 
+def run_steps_per_second(run: Run) -> float:
+    """A run's env steps over the time they took: from its TensorBoard log's charts/SPS, or, for a run read from CSVs,
+    from its provenance: the steps of its parts over their training and evaluation seconds, the same measure (the
+    published pages' runs: within 1% of their logs' number). nan where a part did not record its time."""
+    if not run.from_csv:
+        return steps_per_second(run.sps)
+    timed = ("first_step", "last_step", "train_seconds", "eval_seconds")
+    if not run.provenance or any(part[name] == "" for part in run.provenance for name in timed):
+        return math.nan
+    steps = sum(int(part["last_step"]) - int(part["first_step"]) for part in run.provenance)
+    seconds = sum(float(part["train_seconds"]) + float(part["eval_seconds"]) for part in run.provenance)
+    return steps / seconds if seconds > 0 else math.nan
+
+
 def from_csvs(groups: dict[tuple[str, str], list[Run]]) -> str:
     """results.md's word on the runs read from evaluation CSVs, if any."""
     runs = [run for runs in groups.values() for run in runs]
     read = sum(run.from_csv for run in runs)
-    source = ("evaluation CSVs (an earlier report's eval_curves/, and its train_curves/ where it has them), which hold "
-              "no steps/s")  # fmt: skip
+    source = ("evaluation CSVs (an earlier report's eval_curves/, and its train_curves/ where it has them), whose "
+              "steps/s comes from their provenance")  # fmt: skip
     if read == len(runs):
-        return f" All the runs are read from {source}: a training return is over the runs that kept one."
+        return (f" All the runs are read from {source}: a training return or steps/s is over the runs that kept "
+                "one.")  # fmt: skip
     if read:
-        return f" {read} of the runs are read from {source}: a training return or steps/s is over the other seeds."
+        return f" {read} of the runs are read from {source}: a training return or steps/s is over those that have one."
     return ""
 
 
@@ -478,7 +495,7 @@ def table(groups: dict[tuple[str, str], list[Run]], refs: list[dict], norms: dic
         steps = sorted({run.steps for run in runs})
         steps_text = f"{steps[0]:,}" if len(steps) == 1 else f"{steps[0]:,} to {steps[-1]:,} (unfinished runs)"
         seeds = ", ".join(str(run.seed) for run in runs)
-        sps = [steps_per_second(run.sps) for run in runs]
+        sps = [run_steps_per_second(run) for run in runs]
         timed = [value for value in sps if not math.isnan(value)]
         sps_text = f"{np.mean(timed):.0f}{of_seeds(len(timed), len(sps))}" if timed else "n/a"
         lines.append(f"| {env_id} | {script} | {len(runs)} ({seeds}) | {steps_text} | "

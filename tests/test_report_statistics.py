@@ -12,7 +12,7 @@ import matplotlib.image
 import numpy as np
 import pytest
 import rl_statistics as stats
-from conftest import run
+from conftest import ROOT, run
 from torch.utils.tensorboard import SummaryWriter
 
 ALPHA = [100.0, 200.0, 300.0, 400.0, 1000.0]  # the hand-made runs' final eval returns, one per seed
@@ -244,8 +244,8 @@ def rows_of(results: str) -> dict[str, list[str]]:
 def test_a_report_read_back_from_its_evaluation_csvs_keeps_every_evaluation_statistic(tmp_path):
     """The CSVs a results page keeps are enough to report again once the TensorBoard logs are gone: the same eval
     returns, IQMs, normalized aggregate and probability of improvement, and the same training return (train_curves/);
-    no steps/s. A run's log wins over its CSV, and a CSV adds the seed that no log has (with its training episodes
-    only where its train_curves/ is beside it)."""
+    no steps/s (these hand-made runs recorded no provenance). A run's log wins over its CSV, and a CSV adds the seed
+    that no log has (with its training episodes only where its train_curves/ is beside it)."""
     for script, finals in [("alpha", ALPHA), ("beta", BETA)]:
         for seed, final in enumerate(finals, start=1):
             write_run(tmp_path / "runs", "Hopper-v5", script, seed, final)
@@ -258,7 +258,7 @@ def test_a_report_read_back_from_its_evaluation_csvs_keeps_every_evaluation_stat
     assert before.keys() == after.keys() >= {*groups, "alpha|1|5", "alpha|beta|Hopper-v5"}  # the aggregate, P(X > Y)
     assert after["alpha|1|5"] == before["alpha|1|5"] and after["alpha|beta|Hopper-v5"] == before["alpha|beta|Hopper-v5"]
     for key in groups:
-        assert before[key][8] != "n/a" and after[key][8] == "n/a"  # no steps/s
+        assert before[key][8] != "n/a" and after[key][8] == "n/a"  # no steps/s: no provenance to take it from
         assert after[key][:8] + after[key][9:] == before[key][:8] + before[key][9:]  # the training return kept
     assert "All the runs are read from evaluation CSVs" in (tmp_path / "again" / "results.md").read_text()
     for kind in ("eval_curves", "train_curves"):
@@ -285,6 +285,25 @@ def test_a_report_read_back_from_its_evaluation_csvs_keeps_every_evaluation_stat
     assert mixed[4] == f"{per_seed.mean():.1f} ± {per_seed.std():.1f} (4 of 5 seeds)"
     assert mixed[8] == "100 (4 of 5 seeds)"
     assert mixed[5:8] == before["Hopper-v5|alpha|5 (1, 2, 3, 4, 5)"][5:8]
+
+
+def test_a_results_page_made_again_from_its_kept_files_has_its_final_returns_and_steps_per_second(tmp_path):
+    """A results page (docs/results/*/) keeps its runs' CSVs and provenance, not their logs. Its report made again
+    from them alone has the committed results.md's final eval returns and steps/s: a run read from CSVs takes its
+    steps/s from its provenance (its steps over its training and evaluation seconds), which is the measure its log
+    gave, to within 1%. Where some runs recorded no provenance, the steps/s is over the other seeds, as before."""
+    pages = sorted(path.parent for path in (ROOT / "docs" / "results").glob("*/results.md"))
+    assert len(pages) >= 2
+    for page in pages:
+        report_of(page, out=tmp_path / page.name)
+        committed, again = (rows_of((d / "results.md").read_text()) for d in (page, tmp_path / page.name))
+        groups = [key for key in committed if key.count("|") == 2 and re.search(r"\|\d+ \(", key)]
+        assert groups and set(groups) <= set(again), page.name
+        for key in groups:
+            assert again[key][5] == committed[key][5], (page.name, key)  # the final eval return, mean ± std
+            # steps/s: "80", or "98 (2 of 5 seeds)"
+            (ours, *of), (theirs, *of_before) = (re.split(r" (?=\()", row[8]) for row in (again[key], committed[key]))
+            assert of == of_before and abs(float(ours) - float(theirs)) <= max(1, 0.01 * float(theirs)), key
 
 
 def test_an_evaluation_csv_names_its_run_and_a_bad_or_contradicting_one_is_refused(tmp_path):
