@@ -1494,6 +1494,7 @@ def evaluate_saved_model(args: Args) -> None:
     if args.capture_video:
         video_dir = f"videos/{env_id.replace('/', '-').replace(':', '-')}__{args.exp_name}__eval__{int(time.time())}"
     video = f"{video_dir}/eval" if video_dir else None
+    torch.manual_seed(args.seed)  # --no-eval-greedy's draws from pi: the same games for the same --seed
     returns, lengths = evaluate(actor, env, args.eval_episodes, args.seed, args.eval_greedy, args.eval_epsilon, video)
     env.close()
     print(f"{env_id}: score {returns.mean():.1f} +- {returns.std():.1f}, length {lengths.mean():.0f} "

@@ -380,6 +380,34 @@ def test_an_atari_actor_is_too_large_to_publish_and_gif_only_makes_its_gif(break
     assert image.size == (160, 210) and sum(durations) == 75 * 70 and all(d % 70 == 0 for d in durations)
 
 
+def test_atari_policy_replays_the_evaluation_and_samples_the_games_eval_model_plays(breakout_runs, tmp_path):
+    """benchmark/atari_policy.py plays a run's evaluation games through the script's evaluate(): greedy, they are the
+    run's last evaluation; sampled from pi, they are the games --eval-model --no-eval-greedy plays with the same seed,
+    the same games each time. What it says of pi fits Breakout's 4 actions; a RUN_DIR with no model gets one line."""
+    cwds, _ = breakout_runs
+    path = run_dir(cwds["a"])
+    result = run("benchmark/atari_policy.py", str(path), "--episodes", "1", timeout=300)
+    assert result.returncode == 0, result.stderr
+    line = re.compile(r"score ([\d.]+) ± [\d.]+ \[\d+, \d+\], length (\d+) over 1 games; entropy of pi ([\d.]+) nats "
+                      r"\(uniform ([\d.]+)\), largest probability ([\d.]+); actions chosen: (.*)")  # fmt: skip
+    greedy, sampled = (line.search(text).groups() for text in result.stdout.strip().splitlines())
+    scalars = read_scalars(path)
+    assert float(greedy[0]) == scalars["eval/episodic_return"][-1][1]
+    assert int(greedy[1]) == scalars["eval/episodic_length"][-1][1]
+    model = path / "sac_discrete_atari.pt"
+    plays = [run_ok("sac_discrete_atari", "--eval-model", str(model), "--eval-episodes", "1", "--no-eval-greedy",
+                    cwd=cwds["a"]) for _ in range(2)]  # fmt: skip
+    printed = [re.search(r"score ([\d.]+) \+- [\d.]+, length (\d+)", play.stdout).groups() for play in plays]
+    assert printed[0] == printed[1] == sampled[:2]
+    for score, length, entropy, uniform, largest, actions in (greedy, sampled):
+        assert 0 < float(entropy) <= float(uniform) == round(np.log(4), 3) and 0.25 <= float(largest) <= 1
+        shares = dict(re.findall(r"(\w+) (\d+)%", actions))
+        assert set(shares) == {"NOOP", "FIRE", "RIGHT", "LEFT"} and abs(sum(map(int, shares.values())) - 100) <= 2
+    empty = run("benchmark/atari_policy.py", str(tmp_path), timeout=120)
+    assert empty.returncode == 2 and "expected one model saved by --save-model" in empty.stderr
+    assert len(empty.stderr.strip().splitlines()) == 1
+
+
 def test_same_seed_gives_identical_results_on_cpu(breakout_runs):
     cwds, _ = breakout_runs
     states, logs = {}, {}

@@ -16,7 +16,7 @@ DOCS = [ROOT / "README.md", ROOT / "CHANGELOG.md", *sorted((ROOT / "docs").glob(
         *sorted((ROOT / "docs" / "results").glob("*/README.md"))]  # fmt: skip
 PARTS = ["Overview and papers", "Usage", "Logged metrics", "Implementation details", "Flags", "Results"]
 # benchmark/{tool}.py, whose flags argparse lists
-TOOLS = ["launch", "report", "speed", "buffer_memory", "publish_model"]
+TOOLS = ["launch", "report", "speed", "buffer_memory", "publish_model", "atari_policy"]
 EXTERNAL = {"pip", "tensorboard", "sbatch", "squeue", "#SBATCH", "git"}  # their flags are not ours to check
 FLAG = re.compile(r"^--[a-z][a-z0-9-]*")
 TOOL_FILES = {f"{tool}.py" for tool in TOOLS} | {sweep.name for sweep in ROOT.glob("benchmark/*.sh")}
